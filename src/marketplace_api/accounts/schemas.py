@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from marketplace_api.accounts.models import Role
+
+
+class UserCreate(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=10, max_length=128, examples=["correct-horse-battery"])
+    role: Literal["buyer", "vendor"] = Field(
+        default="buyer", description="Admins are created with `marketplace-api create-admin`."
+    )
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    full_name: str | None
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - not a secret
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(description="Single-use; each refresh returns a new one.")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=10, max_length=200)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from marketplace_api.accounts import service
+from marketplace_api.accounts.exceptions import (
+    EmailAlreadyRegistered,
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+)
+from marketplace_api.accounts.models import Role
+from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
+from marketplace_api.deps import CurrentUser, SessionDep, SettingsDep
+from marketplace_api.errors import Unauthorized, problem_responses
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a buyer or vendor account",
+    responses=problem_responses(EmailAlreadyRegistered),
+)
+async def register(body: UserCreate, session: SessionDep) -> UserRead:
+    user = await service.create_user(
+        session,
+        email=body.email,
+        password=body.password,
+        role=Role(body.role),
+        full_name=body.full_name,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/token",
+    summary="Log in (OAuth2 password flow): e-mail as `username`",
+    description="Returns a short-lived access token and a single-use refresh token.",
+    responses=problem_responses(InvalidCredentials),
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenPair:
+    user = await service.authenticate(session, email=form.username, password=form.password)
+    return await service.issue_tokens(session, settings, user)
+
+
+@router.post(
+    "/refresh",
+    summary="Exchange a refresh token for a new token pair (the old one stops working)",
+    responses=problem_responses(InvalidRefreshToken),
+)
+async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    return await service.rotate_refresh_token(session, settings, body.refresh_token)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a refresh token and every token rotated from it",
+)
+async def logout(body: RefreshRequest, session: SessionDep) -> None:
+    await service.revoke_refresh_token(session, body.refresh_token)
+
+
+@router.get(
+    "/me",
+    summary="The authenticated user",
+    responses=problem_responses(Unauthorized, InvalidAccessToken),
+)
+async def me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)

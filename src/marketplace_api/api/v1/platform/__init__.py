@@ -1,0 +1,8 @@
+"""Public routes under /v1/platform: the storefront and client configuration. No token needed."""
+
+from fastapi import APIRouter
+
+from marketplace_api.api.v1.platform import config
+
+router = APIRouter(prefix="/platform")
+router.include_router(config.router)

@@ -1,0 +1,155 @@
+"""`marketplace-api` command line: serve, migrate, create-admin, export-openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from marketplace_api.config import get_settings
+
+
+def _use_resolved_database_url() -> str:
+    """Resolve DATABASE_URL once (starting the embedded PostgreSQL when unset) and export it, so
+    uvicorn's worker processes and Alembic connect to the same database."""
+    from marketplace_api.migrations import resolve_database_url
+
+    url = resolve_database_url(get_settings())
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return url
+
+
+async def _migrate(url: str, revision: str = "head") -> None:
+    from marketplace_api import migrations
+    from marketplace_api.db import create_engine
+
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as connection:
+            await migrations.upgrade(connection, revision)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(_use_resolved_database_url(), args.revision))
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from marketplace_api.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    url = _use_resolved_database_url()
+    if not args.no_migrate:
+        asyncio.run(_migrate(url))
+    uvicorn.run(
+        "marketplace_api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=None if args.reload else args.workers,
+        reload=args.reload,
+        proxy_headers=True,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+async def _create_admin(email: str, password: str) -> None:
+    from marketplace_api.accounts.models import Role
+    from marketplace_api.accounts.service import create_user
+    from marketplace_api.db import create_engine, create_sessionmaker
+
+    engine = create_engine(_use_resolved_database_url(), pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await create_user(session, email=email, password=password, role=Role.admin)
+    finally:
+        await engine.dispose()
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    from marketplace_api.errors import ProblemError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password: ")
+    if len(password) < 10:
+        print("error: the password must have at least 10 characters", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_create_admin(args.email, password))
+    except ProblemError as exc:
+        print(f"error: {exc.detail or exc.title}", file=sys.stderr)
+        return 1
+    print(f"admin {args.email} created")
+    return 0
+
+
+def openapi_document() -> str:
+    from marketplace_api.config import Settings
+    from marketplace_api.main import create_app
+
+    # The schema must not depend on the machine's environment.
+    app = create_app(Settings(_env_file=None, environment="development"))
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+def cmd_export_openapi(args: argparse.Namespace) -> int:
+    document = openapi_document()
+    if args.output == "-":
+        sys.stdout.write(document)
+    else:
+        Path(args.output).write_text(document, encoding="utf-8")
+        print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marketplace-api", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations and run the API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations first")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create an operator (admin) account")
+    admin.add_argument("email")
+    admin.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    admin.set_defaults(func=cmd_create_admin)
+
+    export = sub.add_parser("export-openapi", help="write the OpenAPI document")
+    export.add_argument("--output", "-o", default="openapi/openapi.json")
+    export.set_defaults(func=cmd_export_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Settings: one `Settings` object from the environment and `.env`, cached by `get_settings()`.
+
+Every variable is documented in `.env.example`. In production the service refuses to start when a
+secret is missing or still a placeholder, naming each offending variable.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ChargeType(enum.StrEnum):
+    """The three Stripe Connect charge types (see README, "Money flows")."""
+
+    destination = "destination"
+    direct = "direct"
+    separate = "separate"  # separate charges and transfers: hold, then release
+
+
+# Values that mean "somebody copied .env.example and forgot to change it".
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "dev-secret-change-me", "sk_test_placeholder"}
+)
+DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production, see below
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b,c` (as written in .env files) as well as a JSON list."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Environment.development
+
+    # --- database -------------------------------------------------------------------------
+    # Unset: an embedded PostgreSQL (pgserver) is started with its data in EMBEDDED_DB_DIR.
+    database_url: str | None = None
+    embedded_db_dir: Path = Path(".marketplace/pgdata")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    # --- Stripe ---------------------------------------------------------------------------
+    stripe_secret_key: SecretStr | None = None
+    stripe_publishable_key: str | None = None
+    # Signing secrets of every webhook endpoint (platform, Connect, a rotated old one).
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_connect_api_base: str = "https://connect.stripe.com"
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # --- auth -----------------------------------------------------------------------------
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: str = "HS256"
+    access_token_ttl_seconds: int = Field(default=900, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300)
+
+    # --- HTTP -----------------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:5173"]
+    )
+    frontend_url: str = "http://localhost:5173"
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # --- money ----------------------------------------------------------------------------
+    platform_fee_bps: int = Field(default=1000, ge=0, le=10_000)
+    default_charge_type: ChargeType = ChargeType.destination
+    reservation_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600)
+
+    # --- logging --------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("stripe_secret_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment is not Environment.production:
+            return self
+        problems: list[str] = []
+        if self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("JWT_SECRET is missing or a placeholder")
+        elif len(self.jwt_secret.get_secret_value()) < 32:
+            problems.append("JWT_SECRET must be at least 32 characters")
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        if key in PLACEHOLDER_SECRETS:
+            problems.append("STRIPE_SECRET_KEY is missing or a placeholder")
+        if not self.stripe_webhook_secrets or any(
+            s.get_secret_value() in PLACEHOLDER_SECRETS for s in self.stripe_webhook_secrets
+        ):
+            problems.append("STRIPE_WEBHOOK_SECRETS is missing or contains a placeholder")
+        if not self.database_url:
+            problems.append("DATABASE_URL is required in production (no embedded database)")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def stripe_enabled(self) -> bool:
+        return self.stripe_secret_key is not None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

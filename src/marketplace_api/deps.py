@@ -1,0 +1,108 @@
+"""Typed FastAPI dependencies: the DB session, settings, the Stripe gateway and the current user.
+
+`CurrentBuyer`, `CurrentVendor` and `CurrentAdmin` answer 401 without a valid token and 403 for the
+wrong role; resource dependencies built on them answer 404 for another user's resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from marketplace_api.accounts.exceptions import InvalidAccessToken, RoleNotAllowed
+from marketplace_api.accounts.models import Role, User
+from marketplace_api.accounts.security import InvalidToken, decode_access_token
+from marketplace_api.config import Settings
+from marketplace_api.errors import Unauthorized
+from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
+
+
+@dataclass
+class AppState:
+    """What the app holds for its lifetime (built in the lifespan, see main.py)."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    stripe: StripeGateway | None
+
+
+def get_app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.marketplace
+    return state
+
+
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
+
+
+def get_settings_dep(state: AppStateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(state: AppStateDep) -> AsyncIterator[AsyncSession]:
+    # Services commit explicitly; nothing is committed after the response (FastAPI >= 0.118 runs
+    # post-yield code after sending it), and whatever is left uncommitted is rolled back here.
+    async with state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_stripe_gateway(state: AppStateDep) -> StripeGateway:
+    if state.stripe is None:
+        raise StripeNotConfigured()
+    return state.stripe
+
+
+StripeGatewayDep = Annotated[StripeGateway, Depends(get_stripe_gateway)]
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+async def get_current_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    if not token:
+        raise Unauthorized("Send an access token as `Authorization: Bearer <token>`.")
+    try:
+        claims = decode_access_token(settings, token)
+    except InvalidToken as exc:
+        raise InvalidAccessToken() from exc
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise InvalidAccessToken()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(role: Role) -> Any:
+    """`Depends` that answers 401 without a valid token and 403 for any other role.
+
+    Used on each audience's router (`dependencies=[require_role(Role.buyer)]`) and in the
+    `CurrentBuyer`/`CurrentVendor`/`CurrentAdmin` aliases.
+    """
+
+    def dependency(user: CurrentUser) -> User:
+        if user.role is not role:
+            raise RoleNotAllowed(f"This endpoint is for {role.value}s.")
+        return user
+
+    return Depends(dependency)
+
+
+CurrentBuyer = Annotated[User, require_role(Role.buyer)]
+CurrentVendor = Annotated[User, require_role(Role.vendor)]
+CurrentAdmin = Annotated[User, require_role(Role.admin)]

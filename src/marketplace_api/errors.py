@@ -1,0 +1,236 @@
+"""One error shape for every error: RFC 9457 `application/problem+json` with a stable `code`.
+
+Domain code raises `ProblemError` subclasses (never FastAPI's `HTTPException`); the handlers
+installed by `install_error_handlers` render them, and also render the framework's own 404/405/422
+and any unexpected exception in the same shape, without stack traces or secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.marketplace-api.dev/problems/"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the error is, e.g. ['body', 'items', 0].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    code: str = Field(description="Stable machine-readable error code.", examples=["not_found"])
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Field errors (validation problems only)."
+    )
+
+    model_config = {"extra": "allow"}
+
+
+class ProblemError(Exception):
+    """Base of every domain error. Subclasses set `status`, `code` and `title`."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+class NotFound(ProblemError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class Forbidden(ProblemError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class Conflict(ProblemError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class UnprocessableEntity(ProblemError):
+    status = 422
+    code = "unprocessable"
+    title = "Unprocessable request"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    code = "payload_too_large"
+    title = "Request body too large"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = list(errors)
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+async def _handle_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    code = _HTTP_CODES.get(status, f"http_{status}")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    return problem_response(
+        status=status,
+        code=code,
+        title=phrase,
+        detail=detail,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+def _jsonable_loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _handle_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"loc": _jsonable_loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return problem_response(
+        status=422,
+        code="validation_error",
+        title="Request validation failed",
+        detail="One or more fields are invalid.",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="An unexpected error occurred; it has been logged.",
+        instance=request.url.path,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # Starlette types handlers as taking `Exception`; each is registered for its own class.
+    app.add_exception_handler(ProblemError, _handle_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _handle_http)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _handle_unexpected)
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: documents each expected problem with its status and code."""
+    by_status: dict[int, list[type[ProblemError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, group in sorted(by_status.items()):
+        codes = ", ".join(f"`{e.code}`" for e in group)
+        responses[status] = {
+            "model": Problem,
+            "description": f"{group[0].title if len(group) == 1 else HTTPStatus(status).phrase}"
+            f" ({codes})",
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return responses

@@ -1,0 +1,234 @@
+"""Shared fixtures: the migrated test database, per-test isolation, the app client, Stripe mocks.
+
+Isolation: each test runs in an outer transaction on one connection; the app's session joins it
+with savepoints (`join_transaction_mode="create_savepoint"`), so services may commit freely and
+everything is rolled back after the test. Tests of concurrency use `committed_engine` instead:
+real separate connections, real commits, tables truncated afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import respx
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import NullPool
+
+from marketplace_api import migrations
+from marketplace_api.accounts.models import Role, User
+from marketplace_api.accounts.security import create_access_token, hash_password
+from marketplace_api.config import Settings
+from marketplace_api.db import create_sessionmaker
+from marketplace_api.deps import AppState, get_session
+from marketplace_api.main import create_app
+from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+from tests.fixtures.database import prepare_test_database, truncate_all
+from tests.fixtures.stripe import STRIPE_API_BASE, WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT
+
+PASSWORD = "correct-horse-battery"
+# Hashing with argon2 is deliberately slow; users made by fixtures share one hash.
+_PASSWORD_HASH = hash_password(PASSWORD)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> str:
+    return await prepare_test_database()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        database_url,
+        pool_size=20,
+        max_overflow=60,
+        connect_args={"server_settings": {"timezone": "UTC"}},
+    )
+    async with engine.begin() as connection:
+        await migrations.upgrade(connection, "head")
+    yield engine
+    await engine.dispose()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "stripe_secret_key": "sk_test_marketplace",
+        "stripe_publishable_key": "pk_test_marketplace",
+        "stripe_webhook_secrets": [WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT],
+        "stripe_api_base": STRIPE_API_BASE,
+        "stripe_max_network_retries": 0,
+        "jwt_secret": "test-jwt-secret-that-is-long-enough-000",
+        "frontend_url": "https://shop.example",
+        "cors_origins": ["https://shop.example"],
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    ) as session:
+        yield session
+
+
+def build_state(settings: Settings, engine: AsyncEngine) -> AppState:
+    client = build_stripe_client(settings)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        stripe=StripeGateway(client) if client else None,
+    )
+
+
+@pytest.fixture
+async def app_state(settings: Settings, engine: AsyncEngine) -> AppState:
+    return build_state(settings, engine)
+
+
+@pytest.fixture
+async def client(app_state: AppState, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process, every request using the test's rolled-back session."""
+    app = create_app(state=app_state)
+
+    async def _session() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    app.dependency_overrides[get_session] = _session
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        yield http
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def committed_engine(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """For concurrency tests: real commits on separate connections; tables emptied afterwards."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    separate = create_async_engine(
+        engine.url, poolclass=NullPool, connect_args={"server_settings": {"timezone": "UTC"}}
+    )
+    await truncate_all(engine)
+    try:
+        yield separate
+    finally:
+        await separate.dispose()
+        await truncate_all(engine)
+
+
+@pytest.fixture
+async def committed_client(
+    settings: Settings, committed_engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its own sessions per request (no shared test transaction)."""
+    app = create_app(state=build_state(settings, committed_engine))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[respx.MockRouter]:
+    """Stripe's API over HTTP. Any request to a route not registered fails the test."""
+    with respx.mock(base_url=STRIPE_API_BASE, assert_all_called=False) as router:
+        yield router
+
+
+@dataclass
+class AuthUser:
+    user: User
+    token: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeUser = Callable[..., Awaitable[AuthUser]]
+
+
+def _user_factory(settings: Settings, add: Callable[[User], Awaitable[None]]) -> MakeUser:
+    async def make(role: Role | str = Role.buyer, email: str | None = None) -> AuthUser:
+        role = Role(role)
+        user = User(
+            email=email or f"{role.value}-{uuid.uuid4().hex[:10]}@example.com",
+            password_hash=_PASSWORD_HASH,
+            role=role,
+            full_name=f"Test {role.value}",
+        )
+        await add(user)
+        return AuthUser(user, create_access_token(settings, user.id, role))
+
+    return make
+
+
+@pytest.fixture
+def make_user(session: AsyncSession, settings: Settings) -> MakeUser:
+    """Create a user in the test transaction and return it with a valid access token."""
+
+    async def add(user: User) -> None:
+        session.add(user)
+        await session.commit()
+
+    return _user_factory(settings, add)
+
+
+@pytest.fixture
+def make_committed_user(committed_engine: AsyncEngine, settings: Settings) -> MakeUser:
+    async def add(user: User) -> None:
+        async with AsyncSession(committed_engine, expire_on_commit=False) as s:
+            s.add(user)
+            await s.commit()
+
+    return _user_factory(settings, add)
+
+
+@pytest.fixture
+async def buyer(make_user: MakeUser) -> AuthUser:
+    return await make_user(Role.buyer)
+
+
+@pytest.fixture
+async def vendor_user(make_user: MakeUser) -> AuthUser:
+    return await make_user(Role.vendor)
+
+
+@pytest.fixture
+async def admin(make_user: MakeUser) -> AuthUser:
+    return await make_user(Role.admin)
