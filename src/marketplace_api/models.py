@@ -1,6 +1,9 @@
 """Every model, imported in one place so `Base.metadata` is complete (Alembic, tests)."""
 
 from marketplace_api.accounts.models import RefreshToken, User
+from marketplace_api.catalog.models import Listing
 from marketplace_api.db import Base
+from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.models import StripeEvent
 
-__all__ = ["Base", "RefreshToken", "User"]
+__all__ = ["Base", "Listing", "RefreshToken", "StripeEvent", "User", "Vendor"]

@@ -136,3 +136,11 @@ class StripeGateway:
         self, payload: bytes, signature_header: str, secret: str, tolerance: int
     ) -> stripe.Event:
         return self._client.construct_event(payload, signature_header, secret, tolerance)
+
+    # --- connected accounts (vendors): accounts, account links, login links, balance ---------
+
+    # --- payments (checkout): payment intents, checkout sessions -----------------------------
+
+    # --- after the payment: transfers, reversals, refunds ------------------------------------
+
+    # --- webhooks and reconciliation: events, webhook endpoints, retrieval --------------------

@@ -1,0 +1,60 @@
+"""The dispatch table from Stripe event type to one small handler.
+
+Domain packages register handlers with `@handles("account.updated", ...)` in their own `events.py`
+module; `HANDLER_MODULES` lists those modules so the table is complete once `load_handlers()` ran.
+
+A handler runs inside the webhook pipeline's transaction: it reads and changes rows through the
+domain's state machine, never commits, and never calls Stripe. When the row an event targets does
+not exist yet (the event outran our commit), it raises `RetryLater`: the event stays pending and is
+applied again with backoff.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    id: str
+    type: str
+    account: str | None  # set for events of connected accounts (Connect webhooks)
+    created: datetime  # Stripe's event time: orders events about one object
+    livemode: bool
+    object: dict[str, Any]  # data.object, as JSON
+    previous_attributes: dict[str, Any] | None = None
+
+
+class RetryLater(Exception):
+    """The event cannot be applied yet (its target row is not committed); try again later."""
+
+
+EventHandler = Callable[[AsyncSession, EventContext], Awaitable[None]]
+
+HANDLERS: dict[str, EventHandler] = {}
+
+# Modules whose import registers handlers. Each domain adds its own `events` module here.
+HANDLER_MODULES: tuple[str, ...] = ()
+
+
+def handles(*event_types: str) -> Callable[[EventHandler], EventHandler]:
+    def register(handler: EventHandler) -> EventHandler:
+        for event_type in event_types:
+            if event_type in HANDLERS and HANDLERS[event_type] is not handler:
+                raise RuntimeError(f"two handlers for {event_type}")
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def load_handlers() -> dict[str, EventHandler]:
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
+    return HANDLERS

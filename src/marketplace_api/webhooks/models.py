@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Enum, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from marketplace_api.db import Base, Timestamps
+
+
+class EventStatus(enum.StrEnum):
+    pending = "pending"  # stored, not applied yet (or waiting for a retry)
+    processed = "processed"
+    failed = "failed"  # gave up after the last attempt; an admin may retry
+    ignored = "ignored"  # a type we do not handle: stored and acknowledged
+
+
+class StripeEvent(Timestamps, Base):
+    """Every verified Stripe event, raw. The event id is the primary key: a duplicate delivery,
+    on any replica, inserts nothing (`INSERT … ON CONFLICT DO NOTHING`)."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        Index("ix_stripe_events_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_stripe_events_type_created", "type", "created"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(String(100))
+    account: Mapped[str | None] = mapped_column(String(255))  # Connect events: acct_…
+    livemode: Mapped[bool]
+    api_version: Mapped[str | None] = mapped_column(String(50))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # Stripe's event time
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[EventStatus] = mapped_column(
+        Enum(EventStatus, name="stripe_event_status", native_enum=False, length=16),
+        server_default=EventStatus.pending.value,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
