@@ -64,7 +64,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "stripe_webhook_secrets": [WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT],
         "stripe_api_base": STRIPE_API_BASE,
         "stripe_max_network_retries": 0,
-        "jwt_secret": "test-jwt-secret-that-is-long-enough-000",
+        "jwt_secret": "test-jwt-secret-" + "x" * 64,
         "frontend_url": "https://shop.example",
         "cors_origins": ["https://shop.example"],
         "log_json": False,

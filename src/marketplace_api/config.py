@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     default_charge_type: ChargeType = ChargeType.destination
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600)
 
+    # --- rate limits ("N/second|minute|hour"; per client IP, or per user where signed in) -----
+    # Unset: counted in each process's memory. `async+redis://host:6379/0`: shared by replicas.
+    rate_limit_storage_url: str | None = None
+    rate_limit_enabled: bool = True
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "5/minute"
+    rate_limit_checkout: str = "30/minute"
+    rate_limit_refund_request: str = "10/minute"
+
     # --- logging --------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,7 +7,7 @@ wrong role; resource dependencies built on them answer 404 for another user's re
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -20,6 +20,7 @@ from marketplace_api.accounts.security import InvalidToken, decode_access_token
 from marketplace_api.config import Settings
 from marketplace_api.errors import Unauthorized
 from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
+from marketplace_api.ratelimit import RateLimiter
 
 
 @dataclass
@@ -30,6 +31,7 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     stripe: StripeGateway | None
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
 
 def get_app_state(request: Request) -> AppState:
@@ -106,3 +108,31 @@ def require_role(role: Role) -> Any:
 CurrentBuyer = Annotated[User, require_role(Role.buyer)]
 CurrentVendor = Annotated[User, require_role(Role.vendor)]
 CurrentAdmin = Annotated[User, require_role(Role.admin)]
+
+
+def rate_limit(scope: str) -> Any:
+    """`Depends` counting the request against `settings.rate_limit_<scope>`.
+
+    The key is the signed-in user when the route has one (checkout, refunds), else the client IP
+    (login, register). Declare it on the route: `dependencies=[rate_limit("login")]`.
+    """
+
+    async def dependency(request: Request, state: AppStateDep) -> None:
+        settings = state.settings
+        if not settings.rate_limit_enabled:
+            return
+        limit: str = getattr(settings, f"rate_limit_{scope}")
+        token = await oauth2_scheme(request)
+        key = _user_key(settings, token) or f"ip:{request.client.host if request.client else '-'}"
+        await state.rate_limiter.hit(scope, key, limit)
+
+    return Depends(dependency)
+
+
+def _user_key(settings: Settings, token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        return f"user:{decode_access_token(settings, token).user_id}"
+    except InvalidToken:
+        return None

@@ -22,6 +22,7 @@ from marketplace_api.middleware import BodySizeLimitMiddleware
 from marketplace_api.migrations import resolve_database_url
 from marketplace_api.observability import AccessLogMiddleware, configure_logging
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+from marketplace_api.ratelimit import RateLimiter
 
 DESCRIPTION = """
 The money side of a multi-vendor marketplace on Stripe Connect.
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             stripe=StripeGateway(client) if client else None,
+            rate_limiter=RateLimiter(settings.rate_limit_storage_url),
         )
         try:
             yield

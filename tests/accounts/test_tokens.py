@@ -31,7 +31,9 @@ def _claims(user: AuthUser, **overrides: object) -> dict[str, object]:
     return claims
 
 
-@pytest.mark.parametrize("case", ["tampered", "expired", "alg_none", "other_secret", "refresh_typ"])
+@pytest.mark.parametrize(
+    "case", ["tampered", "expired", "alg_none", "other_alg", "other_secret", "refresh_typ"]
+)
 async def test_bad_access_tokens_are_refused(
     client: httpx.AsyncClient, buyer: AuthUser, settings: Settings, case: str
 ) -> None:
@@ -43,6 +45,8 @@ async def test_bad_access_tokens_are_refused(
         token = jwt.encode(_claims(buyer, exp=int(time.time()) - 5), secret, algorithm="HS256")
     elif case == "alg_none":
         token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(buyer))}."
+    elif case == "other_alg":  # same secret, an algorithm the server does not accept
+        token = jwt.encode(_claims(buyer), secret, algorithm="HS512")
     elif case == "other_secret":
         token = jwt.encode(_claims(buyer), "another-secret-another-secret-00", algorithm="HS256")
     else:

@@ -14,8 +14,9 @@ from marketplace_api.accounts.exceptions import (
 )
 from marketplace_api.accounts.models import Role
 from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
-from marketplace_api.deps import CurrentUser, SessionDep, SettingsDep
+from marketplace_api.deps import CurrentUser, SessionDep, SettingsDep, rate_limit
 from marketplace_api.errors import Unauthorized, problem_responses
+from marketplace_api.ratelimit import RateLimited
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -24,7 +25,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create a buyer or vendor account",
-    responses=problem_responses(EmailAlreadyRegistered),
+    responses=problem_responses(EmailAlreadyRegistered, RateLimited),
+    dependencies=[rate_limit("register")],
 )
 async def register(body: UserCreate, session: SessionDep) -> UserRead:
     user = await service.create_user(
@@ -41,7 +43,8 @@ async def register(body: UserCreate, session: SessionDep) -> UserRead:
     "/token",
     summary="Log in (OAuth2 password flow): e-mail as `username`",
     description="Returns a short-lived access token and a single-use refresh token.",
-    responses=problem_responses(InvalidCredentials),
+    responses=problem_responses(InvalidCredentials, RateLimited),
+    dependencies=[rate_limit("login")],
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
