@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     rate_limit_checkout: str = "30/minute"
     rate_limit_refund_request: str = "10/minute"
 
+    # --- metrics ----------------------------------------------------------------------------
+    # GET /metrics is disabled unless set; Prometheus sends it as a bearer token.
+    metrics_token: SecretStr | None = None
+
     # --- logging --------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

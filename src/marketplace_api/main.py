@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from marketplace_api import __version__
-from marketplace_api.api import health, webhooks
+from marketplace_api.api import health, metrics, operation_id, webhooks
 from marketplace_api.api.v1 import router as v1_router
 from marketplace_api.config import Settings, get_settings
 from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
+from marketplace_api.metrics import HttpMetricsMiddleware
 from marketplace_api.middleware import BodySizeLimitMiddleware
 from marketplace_api.migrations import resolve_database_url
 from marketplace_api.observability import AccessLogMiddleware, configure_logging
@@ -45,12 +45,6 @@ TAGS = [
     {"name": "webhooks", "description": "Stripe webhook endpoint (signature-verified)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
-
-
-def _operation_id(route: APIRoute) -> str:
-    """`{tag}-{name}`, so a generated TypeScript client reads `buyer.createOrder`-like names."""
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}"
 
 
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
@@ -88,7 +82,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         swagger_ui_parameters={"persistAuthorization": True},
     )
     if state is not None:
@@ -105,10 +99,12 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(v1_router)
     app.include_router(webhooks.router)
 
