@@ -11,13 +11,18 @@ objects we read do not change under us when the account's default version moves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import stripe
 
 from marketplace_api.config import Settings
 from marketplace_api.errors import Conflict, ProblemError, ServiceUnavailable
+from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +149,138 @@ class StripeGateway:
     # --- after the payment: transfers, reversals, refunds ------------------------------------
 
     # --- webhooks and reconciliation: events, webhook endpoints, retrieval --------------------
+    # Signature verification is `verify_event` below (module level: it needs only the signing
+    # secrets, so webhooks are verified even when STRIPE_SECRET_KEY is unset).
+
+    async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        try:
+            page = await self._client.v1.webhook_endpoints.list_async(params={"limit": 100})
+            return [_webhook_endpoint(we) async for we in page.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+
+    async def create_webhook_endpoint(
+        self,
+        *,
+        url: str,
+        enabled_events: Sequence[str],
+        connect: bool,
+        description: str,
+        metadata: dict[str, str],
+    ) -> WebhookEndpoint:
+        """Create an endpoint pinned to the SDK's API version. The answer is the only time Stripe
+        shows the signing secret (`WebhookEndpoint.secret`)."""
+        params = {
+            "url": url,
+            "enabled_events": list(enabled_events),
+            "connect": connect,
+            "api_version": STRIPE_API_VERSION,
+            "description": description,
+            "metadata": metadata,
+        }
+        key = f"webhook-endpoint:{_digest(params)}:create"
+        try:
+            we = await self._client.v1.webhook_endpoints.create_async(
+                params=cast(stripe.params.WebhookEndpointCreateParams, params),
+                options={"idempotency_key": key},
+            )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return _webhook_endpoint(we)
+
+    async def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        enabled_events: Sequence[str],
+        description: str,
+        metadata: dict[str, str],
+    ) -> WebhookEndpoint:
+        """Replace the subscribed events (and re-enable). `connect` and `api_version` cannot be
+        changed by an update; Stripe keeps what the endpoint was created with."""
+        params = {
+            "enabled_events": list(enabled_events),
+            "disabled": False,
+            "description": description,
+            "metadata": metadata,
+        }
+        key = f"webhook-endpoint:{endpoint_id}:update:{_digest(params)}"
+        try:
+            we = await self._client.v1.webhook_endpoints.update_async(
+                endpoint_id,
+                params=cast(stripe.params.WebhookEndpointUpdateParams, params),
+                options={"idempotency_key": key},
+            )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return _webhook_endpoint(we)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    enabled_events: tuple[str, ...]
+    status: str  # enabled | disabled
+    api_version: str | None
+    metadata: dict[str, str]
+    secret: str | None  # only in the answer to a create
+
+
+def _digest(params: dict[str, Any]) -> str:
+    """Idempotency keys of endpoint writes: the same request (same parameters) is the same key."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _webhook_endpoint(we: stripe.WebhookEndpoint) -> WebhookEndpoint:
+    data = we.to_dict()
+    return WebhookEndpoint(
+        id=str(data["id"]),
+        url=str(data.get("url") or ""),
+        enabled_events=tuple(str(e) for e in data.get("enabled_events") or ()),
+        status=str(data.get("status") or "enabled"),
+        api_version=data.get("api_version"),
+        metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
+        secret=data.get("secret"),
+    )
+
+
+def verify_event(
+    payload: bytes, signature_header: str | None, secrets: Sequence[str], tolerance: int
+) -> dict[str, Any]:
+    """Check `Stripe-Signature` against every signing secret (platform endpoint, Connect endpoint,
+    a rotated old secret) and return the event as JSON.
+
+    Needs no API key. An empty `secrets` accepts nothing. Errors never contain the payload: Stripe's
+    `SignatureVerificationError` carries the body, so only our own message leaves this function.
+    """
+    candidates = [s for s in secrets if s.strip()]
+    if not candidates:
+        logger.error("webhook rejected: STRIPE_WEBHOOK_SECRETS is empty")
+        raise InvalidSignature("No webhook signing secret is configured on this server.")
+    if not signature_header:
+        raise InvalidSignature("The Stripe-Signature header is missing.")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSignature("The signature does not match the payload.") from None
+    reason = "The signature does not match the payload."
+    for secret in candidates:
+        try:
+            stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance)
+        except stripe.SignatureVerificationError as exc:
+            if "tolerance" in (exc.user_message or ""):
+                reason = "The signature timestamp is outside the tolerance."
+            elif "extract" in (exc.user_message or "") or "scheme" in (exc.user_message or ""):
+                reason = "The Stripe-Signature header is malformed."
+            continue
+        break
+    else:
+        raise InvalidSignature(reason)
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise InvalidPayload("The signed payload is not JSON.") from None
+    if not isinstance(event, dict):
+        raise InvalidPayload("The signed payload is not an event object.")
+    return event

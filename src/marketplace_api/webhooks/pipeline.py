@@ -1,0 +1,281 @@
+"""The webhook pipeline: store a verified event once, then apply it exactly once.
+
+1. `store_event`: `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, committed. A duplicate
+   delivery (same event id, on any replica) inserts nothing.
+2. `apply_event` / `process_due_events`: in a new transaction, lock the event row with
+   `SELECT … FOR UPDATE SKIP LOCKED` while it is `pending` and due, run the handler inside a
+   savepoint, and move the row to `processed` (or `ignored` when no handler is registered) in the
+   same transaction. Whoever holds the lock applies it; everybody else skips it, and once it is
+   committed as processed nobody selects it again: the handler's effect happens once.
+3. A handler that raises `RetryLater` (its row is not committed yet) or fails: its changes are
+   rolled back to the savepoint, the event stays `pending` with `attempts + 1`, `last_error` and
+   `next_attempt_at = now + 5 s · 2^(attempts-1)` (capped at 1 h); after `MAX_ATTEMPTS` it becomes
+   `failed` (an admin can retry it). The retry job (`process_due_events`) picks up due events.
+
+Status changes of an event go through `transition` only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
+from marketplace_api.webhooks.exceptions import InvalidPayload
+from marketplace_api.webhooks.models import EventStatus, StripeEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_CAP = timedelta(hours=1)
+MAX_ERROR_LENGTH = 2000
+
+# The allowed moves of an event's status. `processed` is final; `ignored` and `failed` can be put
+# back to `pending` by an admin (e.g. once a handler for an ignored type is deployed).
+TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
+    EventStatus.pending: frozenset(
+        {EventStatus.pending, EventStatus.processed, EventStatus.ignored, EventStatus.failed}
+    ),
+    EventStatus.failed: frozenset({EventStatus.pending}),
+    EventStatus.ignored: frozenset({EventStatus.pending}),
+    EventStatus.processed: frozenset(),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next attempt after `attempts` failed ones: 5 s, 10 s, 20 s, … ≤ 1 h."""
+    delay: timedelta = BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 20)
+    return min(delay, BACKOFF_CAP)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    id: str
+    type: str
+    account: str | None
+    livemode: bool
+    api_version: str | None
+    created: datetime
+    payload: dict[str, Any]
+
+
+def parse_event(event: dict[str, Any]) -> NewEvent:
+    """The columns of a verified Stripe event, or `InvalidPayload` (never echoing the payload)."""
+    event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")
+    data = event.get("data")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+        raise InvalidPayload("The event has no valid `id`.")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
+        raise InvalidPayload("The event has no valid `type`.")
+    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        raise InvalidPayload("The event has no valid `created` timestamp.")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise InvalidPayload("The event has no `data.object`.")
+    account = event.get("account")
+    api_version = event.get("api_version")
+    return NewEvent(
+        id=event_id,
+        type=event_type,
+        account=account if isinstance(account, str) and account else None,
+        livemode=event.get("livemode") is True,
+        api_version=api_version[:50] if isinstance(api_version, str) else None,
+        created=datetime.fromtimestamp(created, UTC),
+        payload=event,
+    )
+
+
+def event_context(event: StripeEvent) -> EventContext:
+    data = event.payload.get("data") or {}
+    previous = data.get("previous_attributes")
+    return EventContext(
+        id=event.id,
+        type=event.type,
+        account=event.account,
+        created=event.created,
+        livemode=event.livemode,
+        object=data.get("object") or {},
+        previous_attributes=previous if isinstance(previous, dict) else None,
+    )
+
+
+async def store_event(session: AsyncSession, event: NewEvent) -> bool:
+    """Insert the event unless it is already stored, and commit. True when newly inserted."""
+    statement = (
+        insert(StripeEvent)
+        .values(
+            id=event.id,
+            type=event.type,
+            account=event.account,
+            livemode=event.livemode,
+            api_version=event.api_version,
+            created=event.created,
+            payload=event.payload,
+            status=EventStatus.pending,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+        .returning(StripeEvent.id)
+    )
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    return inserted is not None
+
+
+async def transition(
+    session: AsyncSession, event_id: str, to: EventStatus, **values: Any
+) -> EventStatus | None:
+    """The one place an event's status changes: a conditional UPDATE from the statuses that may
+    move to `to`. Returns the new status, or None when the event was in no such status."""
+    sources = [status for status, targets in TRANSITIONS.items() if to in targets]
+    statement = (
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id, StripeEvent.status.in_(sources))
+        .values(status=to, **values)
+        .returning(StripeEvent.status)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+def _due(now: datetime) -> Any:
+    return or_(StripeEvent.next_attempt_at.is_(None), StripeEvent.next_attempt_at <= now)
+
+
+def _lock_due() -> Select[StripeEvent]:
+    return (
+        select(StripeEvent)
+        .where(StripeEvent.status == EventStatus.pending)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def apply_event(
+    session: AsyncSession, event_id: str, *, now: datetime | None = None
+) -> EventStatus | None:
+    """Apply one stored event if it is pending, due and not being applied by someone else, and
+    commit. Returns the event's status afterwards (None if no such event)."""
+    now = now or utcnow()
+    await session.commit()  # start from a fresh transaction
+    row = (
+        await session.execute(_lock_due().where(StripeEvent.id == event_id, _due(now)))
+    ).scalar_one_or_none()
+    if row is None:
+        await session.rollback()
+        status = (
+            await session.execute(select(StripeEvent.status).where(StripeEvent.id == event_id))
+        ).scalar_one_or_none()
+        await session.rollback()
+        return status
+    status = await _apply_locked(session, row, now)
+    await session.commit()
+    return status
+
+
+async def process_due_events(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> int:
+    """Apply pending events whose `next_attempt_at` is due, oldest (Stripe time) first, each in its
+    own transaction. Several workers may run this at once: locked rows are skipped. Returns how many
+    events were attempted."""
+    attempted = 0
+    async with sessionmaker() as session:
+        while attempted < limit:
+            moment = now or utcnow()
+            row = (
+                await session.execute(
+                    _lock_due()
+                    .where(_due(moment))
+                    .order_by(StripeEvent.created, StripeEvent.id)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                await session.rollback()
+                break
+            await _apply_locked(session, row, moment)
+            await session.commit()
+            attempted += 1
+    return attempted
+
+
+async def _apply_locked(session: AsyncSession, row: StripeEvent, now: datetime) -> EventStatus:
+    """Run the handler of a locked pending event and record the outcome (not committed)."""
+    # Read everything needed before the handler runs: a rolled-back savepoint expires the row.
+    event_id, event_type, attempts = row.id, row.type, row.attempts
+    handler = load_handlers().get(event_type)
+    if handler is None:
+        await transition(
+            session,
+            event_id,
+            EventStatus.ignored,
+            processed_at=now,
+            next_attempt_at=None,
+            attempts=attempts + 1,
+        )
+        return EventStatus.ignored
+    context = event_context(row)
+    try:
+        async with session.begin_nested():
+            await handler(session, context)
+    except RetryLater as exc:
+        error = f"retry later: {exc}" if str(exc) else "retry later"
+        logger.info("stripe event deferred", extra={"event_id": event_id, "type": event_type})
+        return await _schedule_retry(session, event_id, attempts + 1, error, now)
+    except Exception as exc:
+        logger.exception(
+            "stripe event handler failed", extra={"event_id": event_id, "type": event_type}
+        )
+        return await _schedule_retry(session, event_id, attempts + 1, _describe(exc), now)
+    await transition(
+        session,
+        event_id,
+        EventStatus.processed,
+        processed_at=now,
+        next_attempt_at=None,
+        attempts=attempts + 1,
+        last_error=None,
+    )
+    return EventStatus.processed
+
+
+async def _schedule_retry(
+    session: AsyncSession, event_id: str, attempts: int, error: str, now: datetime
+) -> EventStatus:
+    if attempts >= MAX_ATTEMPTS:
+        logger.error("stripe event failed for good", extra={"event_id": event_id})
+        await transition(
+            session,
+            event_id,
+            EventStatus.failed,
+            attempts=attempts,
+            last_error=error,
+            next_attempt_at=None,
+        )
+        return EventStatus.failed
+    await transition(
+        session,
+        event_id,
+        EventStatus.pending,
+        attempts=attempts,
+        last_error=error,
+        next_attempt_at=now + backoff(attempts),
+    )
+    return EventStatus.pending
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
