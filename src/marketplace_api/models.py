@@ -3,7 +3,21 @@
 from marketplace_api.accounts.models import RefreshToken, User
 from marketplace_api.catalog.models import Listing
 from marketplace_api.db import Base
+from marketplace_api.idempotency.models import IdempotencyKey
+from marketplace_api.orders.models import Order, OrderItem
+from marketplace_api.payments.models import Payment
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.models import StripeEvent
 
-__all__ = ["Base", "Listing", "RefreshToken", "StripeEvent", "User", "Vendor"]
+__all__ = [
+    "Base",
+    "IdempotencyKey",
+    "Listing",
+    "Order",
+    "OrderItem",
+    "Payment",
+    "RefreshToken",
+    "StripeEvent",
+    "User",
+    "Vendor",
+]

@@ -1,0 +1,329 @@
+"""The payment status state machine, and applying Stripe's view of a PaymentIntent to it.
+
+`transition_payment` is the only code that changes `payments.status`: a conditional
+`UPDATE … WHERE status IN (allowed predecessors)`. Terminal states (succeeded, canceled, expired,
+failed) never move again; an older non-terminal update (by Stripe's event time) is ignored.
+
+`apply_payment_intent` is what webhooks (`payments.events`), the reconcile job and the expiry job
+call with a PaymentIntent as JSON. It never commits and never calls Stripe.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.orders.models import OrderStatus
+from marketplace_api.orders.state import transition_orders
+from marketplace_api.payments.models import Payment, PaymentStatus
+
+logger = logging.getLogger(__name__)
+
+P = PaymentStatus
+ALLOWED_TRANSITIONS: Mapping[PaymentStatus, frozenset[PaymentStatus]] = {
+    P.requires_payment: frozenset(
+        {P.requires_action, P.processing, P.succeeded, P.canceled, P.expired, P.failed}
+    ),
+    P.requires_action: frozenset(
+        {P.requires_payment, P.processing, P.succeeded, P.canceled, P.expired}
+    ),
+    # Money in flight cannot expire; it ends succeeded, or fails back to requires_payment.
+    P.processing: frozenset({P.requires_payment, P.requires_action, P.succeeded, P.canceled}),
+    P.succeeded: frozenset(),
+    P.canceled: frozenset(),
+    P.expired: frozenset(),
+    P.failed: frozenset(),
+}
+
+# When a payment ends without money, its pending orders go to this status (and stock comes back).
+_ORDER_RELEASE = {
+    P.canceled: OrderStatus.cancelled,
+    P.expired: OrderStatus.expired,
+    P.failed: OrderStatus.failed,
+}
+
+
+def predecessors(to: PaymentStatus) -> frozenset[PaymentStatus]:
+    return frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if to in nexts)
+
+
+async def transition_payment(
+    session: AsyncSession,
+    payment: Payment,
+    to: PaymentStatus,
+    *,
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move `payment` to `to` if allowed from its current status in the database; refresh it.
+
+    Returns False (and changes nothing) when the transition is not allowed, including when a
+    concurrent transaction already moved it.
+    """
+    await session.flush()  # pending attribute changes must not be lost by the refresh below
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status.in_(predecessors(to)))
+        .values(status=to, status_updated_at=now, **dict(values or {}))
+        .returning(Payment.id)
+        .execution_options(synchronize_session=False)
+    )
+    moved = result.first() is not None
+    if moved:
+        await session.refresh(payment)
+    return moved
+
+
+async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
+    """The payment, locked `FOR UPDATE` until the end of the transaction, with fresh values."""
+    result = await session.execute(
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def end_payment(
+    session: AsyncSession,
+    payment: Payment,
+    to: PaymentStatus,
+    *,
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Cancel, expire or fail an unpaid payment: its pending orders follow and their reserved
+    stock is restored, exactly once (the conditional status changes are the guard)."""
+    if to not in _ORDER_RELEASE:
+        raise ValueError(f"{to} does not end a payment without money")
+    moved = await transition_payment(session, payment, to, now=now, values=values)
+    if moved:
+        await transition_orders(session, _ORDER_RELEASE[to], now=now, payment_id=payment.id)
+    return moved
+
+
+async def mark_succeeded(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    moved = await transition_payment(
+        session,
+        payment,
+        P.succeeded,
+        now=now,
+        values={
+            "succeeded_at": now,
+            "failure_code": None,
+            "failure_message": None,
+            **(values or {}),
+        },
+    )
+    if moved:
+        await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
+    return moved
+
+
+# --- applying a PaymentIntent ---------------------------------------------------------------
+
+
+def _metadata_payment_id(intent: Mapping[str, Any]) -> tuple[bool, uuid.UUID | None]:
+    """(has a payment_id in metadata, the parsed id or None when it is not one of ours)."""
+    raw = (intent.get("metadata") or {}).get("payment_id")
+    if not raw:
+        return False, None
+    try:
+        return True, uuid.UUID(str(raw))
+    except ValueError:
+        return False, None
+
+
+async def find_payment_for_intent(
+    session: AsyncSession, intent: Mapping[str, Any]
+) -> tuple[Payment | None, bool]:
+    """The payment an intent belongs to, locked; and whether the intent names one of ours."""
+    has_metadata, payment_id = _metadata_payment_id(intent)
+    if payment_id is not None:
+        payment = await lock_payment(session, payment_id)
+        if payment is not None:
+            return payment, True
+    intent_id = intent.get("id")
+    if intent_id:
+        found = await session.execute(
+            select(Payment.id).where(
+                (Payment.stripe_payment_intent_id == intent_id)
+                | (Payment.checkout_payment_intent_id == intent_id)
+            )
+        )
+        other_id = found.scalars().first()
+        if other_id is not None:
+            return await lock_payment(session, other_id), True
+    return None, has_metadata
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        inner = value.get("id")
+        return str(inner) if inner else None
+    return None
+
+
+def _charge_values(intent: Mapping[str, Any]) -> dict[str, Any]:
+    """Charge id, destination transfer id and Stripe's fee, where the intent carries them."""
+    charge = intent.get("latest_charge")
+    values: dict[str, Any] = {}
+    charge_id = _id_of(charge)
+    if charge_id:
+        values["stripe_charge_id"] = charge_id
+    if isinstance(charge, Mapping):
+        transfer_id = _id_of(charge.get("transfer"))
+        if transfer_id:
+            values["stripe_transfer_id"] = transfer_id
+        balance = charge.get("balance_transaction")
+        if isinstance(balance, Mapping) and isinstance(balance.get("fee"), int):
+            values["stripe_fee"] = balance["fee"]
+    return values
+
+
+def _failure(intent: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    error = intent.get("last_payment_error")
+    if not isinstance(error, Mapping):
+        return None, None
+    code = error.get("decline_code") or error.get("code") or error.get("type")
+    message = error.get("message")
+    return (str(code) if code else None), (str(message) if message else None)
+
+
+def _synced(payment: Payment, observed_at: datetime) -> datetime:
+    if payment.stripe_synced_at is None or payment.stripe_synced_at < observed_at:
+        return observed_at
+    return payment.stripe_synced_at
+
+
+async def apply_payment_intent(
+    session: AsyncSession, intent: dict[str, Any], *, observed_at: datetime
+) -> Payment | None:
+    """Bring our payment (and its orders) to what `intent` says, through the state machine.
+
+    The payment is found through `metadata.payment_id` first, then the PaymentIntent id. An intent
+    naming a payment we do not have (yet) raises `RetryLater` (the event outran our commit); an
+    intent that is not ours returns None. Applying the same intent twice changes nothing the
+    second time. Does not commit.
+    """
+    from marketplace_api.webhooks.dispatch import RetryLater
+
+    payment, ours = await find_payment_for_intent(session, intent)
+    if payment is None:
+        if ours:
+            raise RetryLater(f"payment for PaymentIntent {intent.get('id')} is not committed yet")
+        return None
+
+    intent_id = str(intent.get("id") or "")
+    status = str(intent.get("status") or "")
+    if payment.stripe_payment_intent_id is None and intent_id:
+        # Created, but the answer was lost (timeout) before we recorded it.
+        payment.stripe_payment_intent_id = intent_id
+    is_current = payment.stripe_payment_intent_id == intent_id
+
+    if status == "succeeded":
+        await _apply_succeeded(session, payment, intent, observed_at=observed_at)
+    elif status == "canceled":
+        # Only the PaymentIntent that counts cancels the payment; an abandoned Checkout Session's
+        # PaymentIntent being cancelled does not cancel a payment still payable another way.
+        if is_current:
+            await end_payment(
+                session,
+                payment,
+                P.canceled,
+                now=observed_at,
+                values={"stripe_synced_at": _synced(payment, observed_at)},
+            )
+    else:
+        await _apply_non_terminal(session, payment, intent, status, observed_at=observed_at)
+    await session.flush()
+    return payment
+
+
+async def _apply_succeeded(
+    session: AsyncSession, payment: Payment, intent: Mapping[str, Any], *, observed_at: datetime
+) -> None:
+    intent_id = str(intent["id"])
+    charge = _charge_values(intent)
+    if payment.status is P.succeeded:
+        if payment.stripe_payment_intent_id != intent_id:
+            logger.error(
+                "second PaymentIntent succeeded for a paid payment: refund it",
+                extra={"payment_id": str(payment.id), "payment_intent": intent_id},
+            )
+            return
+        # Fill in what an earlier, thinner view (e.g. an unexpanded charge) did not carry.
+        for name, value in charge.items():
+            if getattr(payment, name) is None:
+                setattr(payment, name, value)
+        return
+    if payment.status in (P.canceled, P.expired, P.failed):
+        # Cannot happen when cancellation went through Stripe first; kept loud if it does.
+        logger.error(
+            "PaymentIntent succeeded for a payment that was already released: refund it",
+            extra={"payment_id": str(payment.id), "payment_intent": intent_id},
+        )
+        if payment.stripe_charge_id is None and "stripe_charge_id" in charge:
+            payment.stripe_charge_id = charge["stripe_charge_id"]
+        return
+    await mark_succeeded(
+        session,
+        payment,
+        now=observed_at,
+        values={
+            "stripe_payment_intent_id": intent_id,
+            "stripe_synced_at": _synced(payment, observed_at),
+            **charge,
+        },
+    )
+
+
+_NON_TERMINAL = {
+    "requires_payment_method": P.requires_payment,
+    "requires_confirmation": P.requires_payment,
+    "requires_action": P.requires_action,
+    "processing": P.processing,
+    "requires_capture": P.processing,  # we capture automatically; treat as money in flight
+}
+
+
+async def _apply_non_terminal(
+    session: AsyncSession,
+    payment: Payment,
+    intent: Mapping[str, Any],
+    status: str,
+    *,
+    observed_at: datetime,
+) -> None:
+    target = _NON_TERMINAL.get(status)
+    if target is None:
+        logger.warning("unknown PaymentIntent status", extra={"status": status})
+        return
+    if payment.status in ALLOWED_TRANSITIONS and not ALLOWED_TRANSITIONS[payment.status]:
+        return  # terminal: never moves back
+    if payment.stripe_synced_at is not None and observed_at < payment.stripe_synced_at:
+        return  # an older view than one already applied
+    values: dict[str, Any] = {"stripe_synced_at": observed_at}
+    code, message = _failure(intent)
+    if target is P.requires_payment and (code or message):
+        values.update(failure_code=code, failure_message=message)
+    if payment.status is target:
+        for name, value in values.items():
+            setattr(payment, name, value)
+        return
+    await transition_payment(session, payment, target, now=observed_at, values=values)
