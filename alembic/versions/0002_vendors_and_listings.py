@@ -60,6 +60,12 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("requirements_disabled_reason", sa.String(length=255), nullable=True),
+        sa.Column(
+            "capabilities",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("payout_schedule", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("stripe_account_synced_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deauthorized_at", sa.DateTime(timezone=True), nullable=True),

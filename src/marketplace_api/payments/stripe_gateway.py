@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import stripe
 
@@ -25,6 +25,8 @@ from marketplace_api.errors import Conflict, ProblemError, ServiceUnavailable
 from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 STRIPE_API_VERSION = stripe.api_version
 
@@ -142,7 +144,127 @@ class StripeGateway:
     ) -> stripe.Event:
         return self._client.construct_event(payload, signature_header, secret, tolerance)
 
+    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+        """Await one Stripe call; a Stripe exception leaves as our problem (`map_stripe_error`)."""
+        try:
+            return await awaitable
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+
     # --- connected accounts (vendors): accounts, account links, login links, balance ---------
+    # Every method answers plain JSON (`to_dict()`): no StripeObject leaves the gateway.
+
+    async def create_express_account(
+        self,
+        *,
+        country: str,
+        email: str | None,
+        business_name: str,
+        product_description: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """A connected account with Express-equivalent controller properties.
+
+        Controller properties instead of the deprecated `type=express` (never both): Stripe
+        collects requirements and hosts onboarding, the vendor gets the Express dashboard, and the
+        platform pays Stripe's fees and is liable for losses, which destination charges and
+        separate charges & transfers require.
+        """
+        business_profile: stripe.params._account_create_params.AccountCreateParamsBusinessProfile
+        business_profile = {"name": business_name}
+        if product_description:
+            business_profile["product_description"] = product_description[:500]
+        params: stripe.params.AccountCreateParams = {
+            "country": country,
+            "controller": {
+                "stripe_dashboard": {"type": "express"},
+                "fees": {"payer": "application"},
+                "losses": {"payments": "application"},
+                "requirement_collection": "stripe",
+            },
+            "capabilities": {
+                "card_payments": {"requested": True},
+                "transfers": {"requested": True},
+            },
+            "business_profile": business_profile,
+            "metadata": metadata,
+        }
+        if email:
+            params["email"] = email
+        account = await self._call(
+            self._client.v1.accounts.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return account.to_dict()
+
+    async def create_account_link(
+        self, account_id: str, *, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> dict[str, Any]:
+        """A single-use, short-lived hosted onboarding URL (`url`, `expires_at`)."""
+        params: stripe.params.AccountLinkCreateParams = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+            "collection_options": {"fields": "currently_due"},
+        }
+        link = await self._call(
+            self._client.v1.account_links.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return link.to_dict()
+
+    async def retrieve_account(self, account_id: str) -> dict[str, Any]:
+        account = await self._call(self._client.v1.accounts.retrieve_async(account_id))
+        return account.to_dict()
+
+    async def create_login_link(self, account_id: str, *, idempotency_key: str) -> dict[str, Any]:
+        """An Express dashboard login URL (`url`); only for onboarded Express accounts."""
+        link = await self._call(
+            self._client.v1.accounts.login_links.create_async(
+                account_id, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return link.to_dict()
+
+    async def retrieve_balance(self, account_id: str) -> dict[str, Any]:
+        """The connected account's balance (read with `Stripe-Account`)."""
+        balance = await self._call(
+            self._client.v1.balance.retrieve_async(options={"stripe_account": account_id})
+        )
+        return balance.to_dict()
+
+    async def update_payout_schedule(
+        self,
+        account_id: str,
+        *,
+        interval: str,
+        delay_days: int | str | None,
+        weekly_anchor: str | None,
+        monthly_anchor: int | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Set `settings.payouts.schedule`; answers the updated account."""
+        schedule: stripe.params._account_update_params.AccountUpdateParamsSettingsPayoutsSchedule
+        schedule = {"interval": interval}
+        if delay_days is not None:
+            schedule["delay_days"] = "minimum" if delay_days == "minimum" else int(delay_days)
+        if weekly_anchor is not None:
+            schedule["weekly_anchor"] = weekly_anchor
+        if monthly_anchor is not None:
+            schedule["monthly_anchor"] = monthly_anchor
+        params: stripe.params.AccountUpdateParams = {
+            "settings": {"payouts": {"schedule": schedule}}
+        }
+        account = await self._call(
+            self._client.v1.accounts.update_async(
+                account_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return account.to_dict()
 
     # --- payments (checkout): payment intents, checkout sessions -----------------------------
 

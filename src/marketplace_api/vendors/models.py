@@ -5,7 +5,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Enum, ForeignKey, SmallInteger, String, text
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    DateTime,
+    Enum,
+    ForeignKey,
+    SmallInteger,
+    String,
+    and_,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +68,8 @@ class Vendor(UUIDPrimaryKey, Timestamps, Base):
         JSONB, server_default=text("'[]'::jsonb")
     )
     requirements_disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    # Capability name -> Stripe status ("active", "inactive", "pending", ...).
+    capabilities: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     payout_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # `created` of the newest Stripe event applied to the account: an older event never
     # overwrites what a newer one set.
@@ -73,10 +85,22 @@ class Vendor(UUIDPrimaryKey, Timestamps, Base):
 
     @property
     def can_accept_payments(self) -> bool:
+        """May take new orders. Keep in sync with `can_accept_payments_clause` (SQL)."""
         return (
             self.stripe_account_id is not None
             and self.charges_enabled
             and self.status is VendorStatus.active
             and self.suspended_at is None
             and self.deauthorized_at is None
+        )
+
+    @classmethod
+    def can_accept_payments_clause(cls) -> ColumnElement[bool]:
+        """`can_accept_payments` as a SQL condition (storefront queries)."""
+        return and_(
+            cls.stripe_account_id.is_not(None),
+            cls.charges_enabled.is_(True),
+            cls.status == VendorStatus.active,
+            cls.suspended_at.is_(None),
+            cls.deauthorized_at.is_(None),
         )
