@@ -17,6 +17,14 @@ from marketplace_api.models import Base
 
 target_metadata = Base.metadata
 
+# Objects owned by the job queue (migration 0004 creates them from procrastinate's own schema);
+# they have no SQLAlchemy model, so autogenerate and `alembic check` must not see them as drift.
+JOB_QUEUE_PREFIX = "procrastinate_"
+
+
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ == "table" and name is not None and name.startswith(JOB_QUEUE_PREFIX))
+
 
 def _configure_and_run(connection: Connection) -> None:
     context.configure(
@@ -24,6 +32,7 @@ def _configure_and_run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
