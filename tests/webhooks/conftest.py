@@ -53,7 +53,14 @@ class Recorder:
 
 async def _touch(session: AsyncSession, ctx: EventContext, recorder: Recorder) -> None:
     user_id = uuid.UUID(ctx.object["metadata"]["user_id"])
-    user = (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
+    # Like a real handler, lock the row it changes: other events may change it concurrently.
+    query = (
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    user = (await session.execute(query)).scalar_one_or_none()
     if user is None:
         raise RetryLater(f"user {user_id} not found")
     if recorder.delay:
@@ -82,6 +89,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         if recorder.calls <= recorder.fail_times:
             raise RuntimeError(f"boom {recorder.calls}")
         user.full_name = "Test buyer"
+        await session.flush()
         await _touch(session, ctx, recorder)
 
     async def not_yet(session: AsyncSession, ctx: EventContext) -> None:

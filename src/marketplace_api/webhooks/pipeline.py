@@ -170,12 +170,11 @@ async def apply_event(
     row = (
         await session.execute(_lock_due().where(StripeEvent.id == event_id, _due(now)))
     ).scalar_one_or_none()
-    if row is None:
-        await session.rollback()
+    if row is None:  # not pending, not due, or being applied by someone else right now
         status = (
             await session.execute(select(StripeEvent.status).where(StripeEvent.id == event_id))
         ).scalar_one_or_none()
-        await session.rollback()
+        await session.commit()  # (a rollback would expire the session's objects)
         return status
     status = await _apply_locked(session, row, now)
     await session.commit()
@@ -204,7 +203,7 @@ async def process_due_events(
                 )
             ).scalar_one_or_none()
             if row is None:
-                await session.rollback()
+                await session.commit()
                 break
             await _apply_locked(session, row, moment)
             await session.commit()
