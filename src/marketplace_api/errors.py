@@ -228,9 +228,8 @@ def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, 
     for status, group in sorted(by_status.items()):
         codes = ", ".join(f"`{e.code}`" for e in group)
         responses[status] = {
-            "model": Problem,
             "description": f"{group[0].title if len(group) == 1 else HTTPStatus(status).phrase}"
             f" ({codes})",
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            # The content (application/problem+json, `Problem`) is filled in by openapi.py.
         }
     return responses

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
@@ -17,10 +17,12 @@ from marketplace_api.config import Settings, get_settings
 from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
+from marketplace_api.jobs.worker import in_process_worker
 from marketplace_api.metrics import HttpMetricsMiddleware
 from marketplace_api.middleware import BodySizeLimitMiddleware
 from marketplace_api.migrations import resolve_database_url
 from marketplace_api.observability import AccessLogMiddleware, configure_logging
+from marketplace_api.openapi import install_openapi
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from marketplace_api.ratelimit import RateLimiter
 
@@ -71,8 +73,15 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             stripe=StripeGateway(client) if client else None,
             rate_limiter=RateLimiter(settings.rate_limit_storage_url),
         )
+        # The one-command setup (embedded database) also runs the background jobs in-process.
+        worker: AbstractAsyncContextManager[None] = (
+            in_process_worker(settings, engine.url.render_as_string(hide_password=False))
+            if settings.run_worker_in_process
+            else nullcontext()
+        )
         try:
-            yield
+            async with worker:
+                yield
         finally:
             await engine.dispose()
 
@@ -107,5 +116,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     app.include_router(metrics.router)
     app.include_router(v1_router)
     app.include_router(webhooks.router)
+
+    install_openapi(app)
 
     return app
