@@ -49,6 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    if settings.database_url is None and not args.no_worker:
+        # The embedded default is the one-command setup: the API also runs the job worker.
+        os.environ["RUN_WORKER_IN_PROCESS"] = "true"
     url = _use_resolved_database_url()
     if not args.no_migrate:
         asyncio.run(_migrate(url))
@@ -62,6 +65,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         log_config=None,
         access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from marketplace_api.jobs.worker import run_worker
+    from marketplace_api.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    url = _use_resolved_database_url()
+    queues = [q for item in args.queues or [] for q in item.split(",") if q]
+    # SIGTERM/SIGINT: stop fetching, let running jobs finish, exit 0.
+    asyncio.run(
+        run_worker(
+            get_settings(),
+            url,
+            concurrency=args.concurrency or settings.worker_concurrency,
+            queues=queues or None,
+            name=args.name,
+        )
     )
     return 0
 
@@ -127,7 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations first")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="on the embedded database, do not run the job worker inside the API process",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run background jobs (stop with SIGTERM/SIGINT)")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="jobs run at once (WORKER_CONCURRENCY)"
+    )
+    worker.add_argument(
+        "--queues",
+        nargs="*",
+        metavar="QUEUE",
+        help="queues to work on, e.g. `default maintenance` (default: all)",
+    )
+    worker.add_argument("--name", default="worker", help="worker name shown in logs")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
 
+    # --- background jobs (procrastinate, on the same database) -----------------------------
+    # Run a job worker inside the API process. `marketplace-api serve` turns it on when
+    # DATABASE_URL is unset (embedded default); production runs `marketplace-api worker`.
+    run_worker_in_process: bool = False
+    # Jobs one worker runs at once (`marketplace-api worker --concurrency` overrides it).
+    worker_concurrency: int = Field(default=4, ge=1, le=100)
+
     # --- Stripe ---------------------------------------------------------------------------
     stripe_secret_key: SecretStr | None = None
     stripe_publishable_key: str | None = None

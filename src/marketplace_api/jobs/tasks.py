@@ -1,0 +1,152 @@
+"""The background jobs. Each task is a thin shell around one domain function.
+
+Periodic jobs run once per tick however many workers are running:
+
+* procrastinate defers a periodic job through `procrastinate_defer_periodic_job_v2`, which
+  inserts `(task_name, periodic_id, defer_timestamp)` under a unique constraint: every worker's
+  deferrer tries, exactly one job is created per tick;
+* `queueing_lock=<task>`: at most one job of the task waits in the queue (a tick that finds the
+  previous one still queued is skipped, not piled up);
+* `lock=<task>`: at most one runs at a time (a slow run delays the next one instead of
+  overlapping it).
+
+The domain functions themselves are also safe to run concurrently (row locks / conditional
+updates); these locks only keep the work from being done twice for nothing.
+
+Domain functions are imported inside the task bodies, so this module imports even when a domain
+package is missing or broken, and a worker only fails the job that needs it.
+
+Periodic jobs have no retry strategy: the next tick is the retry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from procrastinate import JobContext
+
+from marketplace_api.jobs.app import MAINTENANCE_QUEUE, app
+from marketplace_api.jobs.context import jobs_context
+
+logger = logging.getLogger(__name__)
+
+# How long finished (succeeded or cancelled) jobs stay in procrastinate_jobs for inspection.
+FINISHED_JOBS_RETENTION_HOURS = 7 * 24
+
+# name -> cron, for the README and the tests.
+SCHEDULES: dict[str, str] = {
+    "expire_reservations": "* * * * *",
+    "process_due_webhook_events": "* * * * *",
+    "reconcile": "*/10 * * * *",
+    "prune_idempotency_keys": "17 3 * * *",
+    "prune_finished_jobs": "47 3 * * *",
+}
+
+# Still to come with the "after the payment" issue (#6), as periodic tasks declared here the same
+# way: `auto_release` (release held funds AUTO_RELEASE_DAYS after shipping) and
+# `retry_pending_transfers` / `retry_failed_refunds`. They are not declared yet: there is no domain
+# function for them to call.
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _domain(module: str, name: str) -> Callable[..., Any]:
+    """A domain function, imported when the job runs."""
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+@app.periodic(cron=SCHEDULES["expire_reservations"])
+@app.task(
+    name="expire_reservations",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="expire_reservations",
+    lock="expire_reservations",
+    pass_context=True,
+)
+async def expire_reservations(context: JobContext, timestamp: int) -> None:
+    """Cancel the PaymentIntent of unpaid reservations past their TTL and release their stock."""
+    jobs = jobs_context(context)
+    if jobs.stripe is None:
+        logger.warning("expire_reservations skipped: STRIPE_SECRET_KEY is not set")
+        return
+    expire = _domain("marketplace_api.orders.expiry", "expire_reservations")
+    expired = await expire(jobs.sessionmaker, jobs.stripe, now=_utcnow())
+    logger.info("expired reservations", extra={"count": expired, "tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["process_due_webhook_events"])
+@app.task(
+    name="process_due_webhook_events",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="process_due_webhook_events",
+    lock="process_due_webhook_events",
+    pass_context=True,
+)
+async def process_due_webhook_events(context: JobContext, timestamp: int) -> None:
+    """Apply stored Stripe events that are due (new, or waiting to be retried)."""
+    from marketplace_api.webhooks.pipeline import process_due_events
+
+    jobs = jobs_context(context)
+    attempted = await process_due_events(jobs.sessionmaker, limit=100)
+    logger.info("processed due webhook events", extra={"count": attempted, "tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["reconcile"])
+@app.task(
+    name="reconcile",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="reconcile",
+    lock="reconcile",
+    pass_context=True,
+)
+async def reconcile(context: JobContext, timestamp: int) -> None:
+    """Compare our payments and events with Stripe's and repair what a lost webhook left behind."""
+    jobs = jobs_context(context)
+    if jobs.stripe is None:
+        logger.warning("reconcile skipped: STRIPE_SECRET_KEY is not set")
+        return
+    run = _domain("marketplace_api.webhooks.reconcile", "reconcile")
+    result = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow())
+    logger.info("reconciled with stripe", extra={"result": str(result), "tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["prune_idempotency_keys"])
+@app.task(
+    name="prune_idempotency_keys",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="prune_idempotency_keys",
+    lock="prune_idempotency_keys",
+    pass_context=True,
+)
+async def prune_idempotency_keys(context: JobContext, timestamp: int) -> None:
+    """Delete idempotency keys whose replay window is over."""
+    jobs = jobs_context(context)
+    prune = _domain("marketplace_api.idempotency", "prune_idempotency_keys")
+    async with jobs.sessionmaker() as session:
+        deleted = await prune(session, _utcnow())
+        await session.commit()
+    logger.info("pruned idempotency keys", extra={"count": deleted, "tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["prune_finished_jobs"])
+@app.task(
+    name="prune_finished_jobs",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="prune_finished_jobs",
+    lock="prune_finished_jobs",
+    pass_context=True,
+)
+async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
+    """Keep the job table small: drop succeeded and cancelled jobs after the retention period.
+    Failed jobs stay until an operator looks at them (`procrastinate ... jobs list`)."""
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=FINISHED_JOBS_RETENTION_HOURS, include_cancelled=True
+    )
+    logger.info("pruned finished jobs", extra={"tick": timestamp})

@@ -1,0 +1,131 @@
+"""Running a worker: `marketplace-api worker`, and the API's in-process worker on the embedded
+default database (`RUN_WORKER_IN_PROCESS`, set by `marketplace-api serve` when DATABASE_URL is
+unset).
+
+A worker opens its own connection pool (procrastinate: fetching jobs, LISTEN for new ones,
+periodic deferring) and a `JobsContext` (SQLAlchemy engine, Stripe gateway) that its tasks share,
+and closes both when it stops. SIGTERM/SIGINT stop it gracefully: no new job is fetched and the
+running ones are awaited (up to `shutdown_graceful_timeout`, then aborted and retried later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from procrastinate import App, JobContext
+from procrastinate.app import WorkerOptions
+from procrastinate.middleware import AsyncCallNext
+from procrastinate.periodic import PeriodicRegistry
+from procrastinate.worker import Worker
+
+from marketplace_api.config import Settings
+from marketplace_api.jobs.app import app as default_app
+from marketplace_api.jobs.app import build_connector
+from marketplace_api.jobs.context import CONTEXT_KEY, JobsContext
+from marketplace_api.metrics import JOBS
+
+logger = logging.getLogger(__name__)
+
+# Seconds a stopping worker waits for its running jobs before aborting them.
+SHUTDOWN_GRACEFUL_TIMEOUT = 30.0
+
+
+async def run_worker(
+    settings: Settings,
+    database_url: str,
+    *,
+    concurrency: int = 1,
+    queues: Iterable[str] | None = None,
+    name: str = "worker",
+    wait: bool = True,
+    install_signal_handlers: bool = True,
+    app: App | None = None,
+    fetch_job_polling_interval: float = 5.0,
+    run_periodic: bool = True,
+) -> None:
+    """Run a worker until it is stopped (a signal, or cancelling this coroutine), or with
+    `wait=False` until the queues are empty. `run_periodic=False` (tests) leaves the periodic
+    jobs alone: this worker only runs what is already queued."""
+    app = app or default_app
+    options: WorkerOptions = {
+        "name": name,
+        "concurrency": concurrency,
+        "wait": wait,
+        "install_signal_handlers": install_signal_handlers,
+        "shutdown_graceful_timeout": SHUTDOWN_GRACEFUL_TIMEOUT,
+        "fetch_job_polling_interval": fetch_job_polling_interval,
+        "worker_middleware": [_count_outcome],
+    }
+    if queues:  # None means every queue (an empty list would mean none)
+        options["queues"] = list(queues)
+    jobs = JobsContext.create(settings, database_url, pool_size=concurrency + 1)
+    options["additional_context"] = {CONTEXT_KEY: jobs}
+    try:
+        connector = build_connector(database_url, max_pool_size=concurrency + 3)
+        with app.replace_connector(connector), _periodic_jobs(app, enabled=run_periodic):
+            async with app.open_async():
+                logger.info(
+                    "job worker starting",
+                    extra={"worker": name, "concurrency": concurrency, "queues": queues},
+                )
+                await app.run_worker_async(**options)
+    finally:
+        await jobs.aclose()
+        logger.info("job worker stopped", extra={"worker": name})
+
+
+async def _count_outcome(call_next: AsyncCallNext, context: JobContext, worker: Worker) -> Any:
+    """Worker middleware: `marketplace_jobs_total{task, outcome}` for /metrics."""
+    task = context.job.task_name
+    try:
+        result = await call_next()
+    except BaseException:
+        JOBS.labels(task, "failed").inc()
+        raise
+    JOBS.labels(task, "succeeded").inc()
+    return result
+
+
+@contextlib.contextmanager
+def _periodic_jobs(app: App, *, enabled: bool) -> Iterator[None]:
+    if enabled:
+        yield
+        return
+    registry = app.periodic_registry
+    app.periodic_registry = PeriodicRegistry()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        app.periodic_registry = registry
+
+
+@contextlib.asynccontextmanager
+async def in_process_worker(settings: Settings, database_url: str) -> AsyncIterator[None]:
+    """A worker running as a background task of the API process (the embedded default's
+    one-command setup). Signals stay with uvicorn; leaving the block stops the worker."""
+    task = asyncio.create_task(
+        run_worker(
+            settings,
+            database_url,
+            concurrency=settings.worker_concurrency,
+            name="in-process",
+            install_signal_handlers=False,
+        ),
+        name="marketplace in-process job worker",
+    )
+    task.add_done_callback(_log_crash)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("in-process job worker crashed", exc_info=task.exception())
