@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from procrastinate import App, JobContext
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -24,6 +25,11 @@ from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from tests.jobs.conftest import full_name, jobs_rows, running
 
 Drain = Callable[[], Awaitable[None]]
+
+
+def jobs_metric(task: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value("marketplace_jobs_total", {"task": task, "outcome": outcome})
+    return value or 0.0
 
 
 async def test_committed_job_is_run_and_rolled_back_one_never(
@@ -39,10 +45,12 @@ async def test_committed_job_is_run_and_rolled_back_one_never(
             session, "tests.set_full_name", args={"user_id": str(committed_user), "value": "done"}
         )
         await session.commit()
+    succeeded_before = jobs_metric("tests.set_full_name", "succeeded")
 
     await drain()
 
     assert await full_name(queue_engine, committed_user) == "done"
+    assert jobs_metric("tests.set_full_name", "succeeded") == succeeded_before + 1
     [job] = await jobs_rows(queue_engine)
     assert (job["id"], job["status"], job["attempts"]) == (job_id, "succeeded", 1)
 
@@ -87,6 +95,7 @@ async def test_failing_job_gives_up_after_its_retries(
     async with AsyncSession(queue_engine) as session:
         await enqueue(session, "tests.always_failing", args={"user_id": str(committed_user)})
         await session.commit()
+    failed_before = jobs_metric("tests.always_failing", "failed")
 
     await drain()
 
@@ -94,6 +103,8 @@ async def test_failing_job_gives_up_after_its_retries(
     assert await full_name(queue_engine, committed_user) == "start,run,run,run"
     [job] = await jobs_rows(queue_engine)
     assert (job["status"], job["attempts"]) == ("failed", 3)
+    # Every failed run is counted for /metrics.
+    assert jobs_metric("tests.always_failing", "failed") == failed_before + 3
 
 
 async def test_process_due_webhook_events_task_applies_pending_events(
