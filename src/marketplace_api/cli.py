@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-openapi", help="write the OpenAPI document")
     export.add_argument("--output", "-o", default="openapi/openapi.json")
     export.set_defaults(func=cmd_export_openapi)
+
+    from marketplace_api.webhooks.commands import add_commands as add_webhook_commands
+
+    add_webhook_commands(sub)  # reconcile, stripe-webhooks
     return parser
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import typing
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -336,6 +337,16 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from exc
         return _webhook_endpoint(we)
+
+
+def _known_event_types() -> frozenset[str]:
+    """Every event type the pinned SDK lets an endpoint subscribe to (its `Literal` list)."""
+    annotation = stripe.params.WebhookEndpointCreateParams.__annotations__["enabled_events"]
+    (literal,) = typing.get_args(annotation)
+    return frozenset(str(t) for t in typing.get_args(literal) if t != "*")
+
+
+STRIPE_EVENT_TYPES: frozenset[str] = _known_event_types()
 
 
 @dataclass(frozen=True, slots=True)

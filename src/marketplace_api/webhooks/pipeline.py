@@ -26,6 +26,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace_api.metrics import WEBHOOK_EVENTS
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from marketplace_api.webhooks.exceptions import InvalidPayload
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
@@ -176,8 +177,10 @@ async def apply_event(
         ).scalar_one_or_none()
         await session.commit()  # (a rollback would expire the session's objects)
         return status
+    event_type = row.type
     status = await _apply_locked(session, row, now)
     await session.commit()
+    WEBHOOK_EVENTS.labels(event_type, status.value).inc()
     return status
 
 
@@ -205,8 +208,10 @@ async def process_due_events(
             if row is None:
                 await session.commit()
                 break
-            await _apply_locked(session, row, moment)
+            event_type = row.type
+            status = await _apply_locked(session, row, moment)
             await session.commit()
+            WEBHOOK_EVENTS.labels(event_type, status.value).inc()
             attempted += 1
     return attempted
 

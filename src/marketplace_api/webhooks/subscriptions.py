@@ -1,0 +1,143 @@
+"""Which Stripe events each of our two webhook endpoints subscribes to, and syncing them.
+
+A Connect platform needs two endpoints with the same URL and different signing secrets:
+
+* the **platform** endpoint (`connect=false`) gets events of our own account: destination and
+  separate-charge `payment_intent.*`, `checkout.session.*`, `charge.*`, `refund.*`, disputes,
+  `transfer.*`, `application_fee.*`;
+* the **Connect** endpoint (`connect=true`) gets events of connected accounts (with
+  `event.account` set): `account.*`, `capability.updated`, `payout.*`, and the direct-charge
+  `payment_intent.*`, `checkout.session.*`, `charge.*`, `refund.*` and disputes.
+
+An endpoint that was never subscribed to Connect events is a classic silent failure: vendors'
+`account.updated` and direct charges' events would simply never arrive. The lists are derived from
+the handlers actually registered (`dispatch.load_handlers()`) plus `UPCOMING_EVENT_TYPES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from marketplace_api.payments.stripe_gateway import (
+    STRIPE_API_VERSION,
+    STRIPE_EVENT_TYPES,
+    StripeGateway,
+    WebhookEndpoint,
+)
+from marketplace_api.webhooks.dispatch import load_handlers
+
+# Handled from issue 6 on (refunds, disputes, transfers, payouts, application fees). Listed here,
+# and only here, so the endpoints are subscribed before those handlers are deployed; until then
+# such events are stored as `ignored` (an admin can retry them once a handler exists).
+UPCOMING_EVENT_TYPES: tuple[str, ...] = (
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+    "transfer.created",
+    "transfer.reversed",
+    "transfer.updated",
+    "payout.paid",
+    "payout.failed",
+    "application_fee.refunded",
+)
+
+# Objects that only exist on connected accounts, or only on the platform.
+CONNECT_ONLY_PREFIXES = ("account.", "capability.", "payout.", "person.")
+PLATFORM_ONLY_PREFIXES = ("transfer.", "application_fee.")
+
+METADATA_KEY = "marketplace_endpoint"  # "platform" | "connect": Stripe does not return `connect`
+ROLES = ("platform", "connect")
+
+
+def handled_event_types() -> list[str]:
+    """Every Stripe event type we handle or will handle, sorted. Types Stripe does not know (test
+    handlers, typos) are left out: Stripe would reject the whole endpoint."""
+    types = set(load_handlers()) | set(UPCOMING_EVENT_TYPES)
+    return sorted(t for t in types if t in STRIPE_EVENT_TYPES)
+
+
+def endpoint_event_types() -> dict[str, list[str]]:
+    """`{"platform": [...], "connect": [...]}`."""
+    types = handled_event_types()
+    return {
+        "platform": [t for t in types if not t.startswith(CONNECT_ONLY_PREFIXES)],
+        "connect": [t for t in types if not t.startswith(PLATFORM_ONLY_PREFIXES)],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPlan:
+    role: str  # platform | connect
+    action: str  # create | update | unchanged
+    url: str
+    events: list[str]
+    endpoint_id: str | None = None
+    secret: str | None = None  # only right after a create
+    warnings: list[str] = field(default_factory=list)
+
+
+def _description(role: str) -> str:
+    return f"marketplace-api {role} events"
+
+
+async def sync_webhook_endpoints(
+    gateway: StripeGateway, url: str, *, dry_run: bool = False
+) -> list[EndpointPlan]:
+    """Create or update our two endpoints for `url` so each has exactly the events we need.
+
+    Endpoints are matched by URL and the `marketplace_endpoint` metadata we set on creation. With
+    `dry_run`, nothing is written to Stripe."""
+    existing = await gateway.list_webhook_endpoints()
+    wanted = endpoint_event_types()
+    plans: list[EndpointPlan] = []
+    for role in ROLES:
+        events = wanted[role]
+        metadata = {METADATA_KEY: role}
+        matches = [e for e in existing if e.url == url and e.metadata.get(METADATA_KEY) == role]
+        warnings = [
+            f"{e.id} has the same URL but no `{METADATA_KEY}` metadata; delete it if unused"
+            for e in existing
+            if e.url == url and METADATA_KEY not in e.metadata and role == ROLES[0]
+        ]
+        if len(matches) > 1:
+            warnings.append(
+                f"several {role} endpoints for this URL: {', '.join(e.id for e in matches)}; "
+                f"updating {matches[0].id}"
+            )
+        if not matches:
+            plan = EndpointPlan(role, "create", url, events, warnings=warnings)
+            if not dry_run:
+                created = await gateway.create_webhook_endpoint(
+                    url=url,
+                    enabled_events=events,
+                    connect=role == "connect",
+                    description=_description(role),
+                    metadata=metadata,
+                )
+                plan = replace(plan, endpoint_id=created.id, secret=created.secret)
+            plans.append(plan)
+            continue
+        current: WebhookEndpoint = matches[0]
+        if current.api_version not in (None, STRIPE_API_VERSION):
+            warnings.append(
+                f"{current.id} is pinned to API version {current.api_version}, not "
+                f"{STRIPE_API_VERSION}; it cannot be changed: delete it and run this again"
+            )
+        if sorted(current.enabled_events) == events and current.status == "enabled":
+            plans.append(EndpointPlan(role, "unchanged", url, events, current.id, None, warnings))
+            continue
+        if not dry_run:
+            await gateway.update_webhook_endpoint(
+                current.id,
+                enabled_events=events,
+                description=_description(role),
+                metadata=metadata,
+            )
+        plans.append(EndpointPlan(role, "update", url, events, current.id, None, warnings))
+    return plans

@@ -1,0 +1,227 @@
+"""`marketplace-api stripe-webhooks`: two endpoints (platform, connect=true) with exactly the
+event types we handle, API version pinned, secrets printed only on creation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from marketplace_api.config import Settings, get_settings
+from marketplace_api.payments.stripe_gateway import (
+    STRIPE_API_VERSION,
+    StripeGateway,
+    build_stripe_client,
+)
+from marketplace_api.webhooks.subscriptions import (
+    UPCOMING_EVENT_TYPES,
+    endpoint_event_types,
+    sync_webhook_endpoints,
+)
+from tests.fixtures.stripe import STRIPE_API_BASE, form, ok
+from tests.webhooks.conftest import Recorder
+
+URL = "https://api.shop.example/webhooks/stripe"
+
+# stripe 16.1's HTTPXClient posts the form with `data=<str>`, which httpx 0.28 deprecates.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
+)
+
+
+def _endpoint(
+    we_id: str,
+    events: list[str],
+    role: str | None,
+    *,
+    url: str = URL,
+    secret: str | None = None,
+    api_version: str = STRIPE_API_VERSION,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": we_id,
+        "object": "webhook_endpoint",
+        "api_version": api_version,
+        "application": None,
+        "created": 1793000000,
+        "description": None,
+        "enabled_events": events,
+        "livemode": False,
+        "metadata": {"marketplace_endpoint": role} if role else {},
+        "status": "enabled",
+        "url": url,
+    }
+    if secret:
+        body["secret"] = secret
+    return body
+
+
+def _listing(*endpoints: dict[str, Any]) -> httpx.Response:
+    return ok(
+        {
+            "object": "list",
+            "url": "/v1/webhook_endpoints",
+            "has_more": False,
+            "data": list(endpoints),
+        }
+    )
+
+
+def _events_of(params: dict[str, str]) -> list[str]:
+    indexed = {
+        int(m.group(1)): v
+        for k, v in params.items()
+        if (m := re.fullmatch(r"enabled_events\[(\d+)\]", k))
+    }
+    return [indexed[i] for i in range(len(indexed))]
+
+
+@pytest.fixture
+def gateway(settings: Settings) -> StripeGateway:
+    client = build_stripe_client(settings)
+    assert client is not None
+    return StripeGateway(client)
+
+
+def test_event_types_are_split_between_platform_and_connect(recorder: Recorder) -> None:
+    wanted = endpoint_event_types()
+    platform, connect = set(wanted["platform"]), set(wanted["connect"])
+    # Connected-account objects arrive only on the Connect endpoint...
+    for event_type in (
+        "account.updated",
+        "capability.updated",
+        "account.application.deauthorized",
+        "payout.paid",
+        "payout.failed",
+    ):
+        assert event_type in connect
+        assert event_type not in platform
+    # ...transfers and application fees only on the platform one...
+    for event_type in ("transfer.created", "transfer.reversed", "application_fee.refunded"):
+        assert event_type in platform
+        assert event_type not in connect
+    # ...and charges (destination on the platform, direct on the account) on both.
+    for event_type in ("charge.refunded", "refund.updated", "charge.dispute.created"):
+        assert event_type in platform
+        assert event_type in connect
+    assert set(UPCOMING_EVENT_TYPES) <= platform | connect
+    # Test-only handler types are not Stripe types: never subscribed.
+    assert not any(t.startswith("test.") for t in platform | connect)
+
+
+async def test_creates_both_endpoints_with_exact_params(
+    stripe_api: respx.MockRouter, gateway: StripeGateway
+) -> None:
+    wanted = endpoint_event_types()
+    stripe_api.get("/v1/webhook_endpoints").mock(return_value=_listing())
+    create = stripe_api.post("/v1/webhook_endpoints").mock(
+        side_effect=[
+            ok(_endpoint("we_platform", wanted["platform"], "platform", secret="whsec_p")),
+            ok(_endpoint("we_connect", wanted["connect"], "connect", secret="whsec_c")),
+        ]
+    )
+    plans = await sync_webhook_endpoints(gateway, URL)
+
+    assert [(p.role, p.action, p.endpoint_id, p.secret) for p in plans] == [
+        ("platform", "create", "we_platform", "whsec_p"),
+        ("connect", "create", "we_connect", "whsec_c"),
+    ]
+    assert create.call_count == 2
+    platform_req, connect_req = (call.request for call in create.calls)
+    for request, role, connect in (
+        (platform_req, "platform", "false"),
+        (connect_req, "connect", "true"),
+    ):
+        params = form(request)
+        assert params["url"] == URL
+        assert params["connect"] == connect
+        assert params["api_version"] == STRIPE_API_VERSION
+        assert params["metadata[marketplace_endpoint]"] == role
+        assert params["enabled_events[0]"] == wanted[role][0]
+        assert _events_of(params) == wanted[role]
+        assert request.headers["Idempotency-Key"].startswith("webhook-endpoint:")
+        assert "Stripe-Account" not in request.headers
+    assert "account.updated" in _events_of(form(connect_req))
+    assert platform_req.headers["Idempotency-Key"] != connect_req.headers["Idempotency-Key"]
+
+
+async def test_updates_a_stale_endpoint_and_leaves_a_current_one(
+    stripe_api: respx.MockRouter, gateway: StripeGateway
+) -> None:
+    wanted = endpoint_event_types()
+    stripe_api.get("/v1/webhook_endpoints").mock(
+        return_value=_listing(
+            _endpoint("we_platform", list(reversed(wanted["platform"])), "platform"),
+            _endpoint("we_connect", ["account.updated"], "connect"),
+            _endpoint("we_elsewhere", ["*"], "connect", url="https://other.example/hook"),
+        )
+    )
+    update = stripe_api.post("/v1/webhook_endpoints/we_connect").mock(
+        return_value=ok(_endpoint("we_connect", wanted["connect"], "connect"))
+    )
+    create = stripe_api.post("/v1/webhook_endpoints")
+    plans = await sync_webhook_endpoints(gateway, URL)
+
+    assert [(p.role, p.action, p.endpoint_id, p.secret) for p in plans] == [
+        ("platform", "unchanged", "we_platform", None),
+        ("connect", "update", "we_connect", None),
+    ]
+    assert not create.called
+    params = form(update.calls.last.request)
+    assert _events_of(params) == wanted["connect"]
+    assert params["disabled"] == "false"
+    assert "connect" not in params  # cannot be updated
+    assert "api_version" not in params
+
+
+async def test_dry_run_changes_nothing(
+    stripe_api: respx.MockRouter, gateway: StripeGateway
+) -> None:
+    stripe_api.get("/v1/webhook_endpoints").mock(
+        return_value=_listing(_endpoint("we_old", ["charge.succeeded"], None))
+    )
+    writes = stripe_api.post(url__regex=r".*/v1/webhook_endpoints.*")
+    plans = await sync_webhook_endpoints(gateway, URL, dry_run=True)
+    assert [p.action for p in plans] == ["create", "create"]
+    assert not writes.called
+    assert any("we_old" in w for w in plans[0].warnings)  # same URL, unknown role: flagged
+
+
+def test_cli_prints_the_new_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marketplace_api.cli import main
+
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_cli")
+    monkeypatch.setenv("STRIPE_API_BASE", STRIPE_API_BASE)
+    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "0")
+    get_settings.cache_clear()
+    wanted = endpoint_event_types()
+    try:
+        with respx.mock(base_url=STRIPE_API_BASE, assert_all_called=True) as api:
+            api.get("/v1/webhook_endpoints").mock(
+                return_value=_listing(_endpoint("we_platform", wanted["platform"], "platform"))
+            )
+            api.post("/v1/webhook_endpoints").mock(
+                return_value=ok(
+                    _endpoint("we_connect", wanted["connect"], "connect", secret="whsec_new")
+                )
+            )
+            assert main(["stripe-webhooks", "--url", URL]) == 0
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "platform endpoint (connect=false): unchanged we_platform" in out
+    assert "connect endpoint (connect=true): create we_connect" in out
+    assert "  whsec_new" in out
+    assert out.count("whsec_") == 1
+
+
+def test_cli_refuses_a_non_https_url(capsys: pytest.CaptureFixture[str]) -> None:
+    from marketplace_api.cli import main
+
+    assert main(["stripe-webhooks", "--url", "http://shop.example/webhooks/stripe"]) == 2
+    assert "https" in capsys.readouterr().err
