@@ -1,0 +1,145 @@
+"""Transfers (separate charges & transfers: the held vendor share, released once) and reversals.
+
+Transfer status (`transfers/state.py` is the only code that changes it):
+
+```
+pending ──► paid       (Stripe created the transfer; terminal, reversals are separate rows)
+   │  └───► skipped    (nothing left to transfer: the order was refunded; terminal)
+   └──► failed ──► paid (Stripe refused, e.g. transfers capability inactive; retried by a job)
+          ▲  │
+          └──┘
+```
+
+`UNIQUE(order_id)` is the database's guarantee that an order's vendor share is transferred once.
+
+Reversal status: pending ──► succeeded | failed ──► succeeded (retried). One per refund
+(`UNIQUE(refund_id)`) and one per lost dispute and order (`UNIQUE(dispute_id, order_id)`).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
+
+
+class TransferStatus(enum.StrEnum):
+    pending = "pending"
+    paid = "paid"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class ReleaseTrigger(enum.StrEnum):
+    buyer = "buyer"  # the buyer confirmed delivery
+    admin = "admin"
+    auto = "auto"  # AUTO_RELEASE_DAYS after shipping
+
+
+class Transfer(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        CheckConstraint(
+            "amount_reversed >= 0 AND amount_reversed <= amount", name="amount_reversed_range"
+        ),
+        Index("ix_transfers_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
+    )
+    payment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+    )
+    vendor_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("vendors.id", ondelete="RESTRICT"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    destination: Mapped[str] = mapped_column(String(255))
+    status: Mapped[TransferStatus] = mapped_column(
+        Enum(TransferStatus, name="transfer_status", native_enum=False, length=16),
+        server_default=TransferStatus.pending.value,
+    )
+    trigger: Mapped[ReleaseTrigger] = mapped_column(
+        Enum(ReleaseTrigger, name="release_trigger", native_enum=False, length=16)
+    )
+    released_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    stripe_transfer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    amount_reversed: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Idempotency key generation: bumped after a definitive refusal (a 4xx: nothing was created),
+    # so a retry is a new request; never bumped after a timeout or 5xx (it may have been created).
+    key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Due for the retry job; also a lease while a call is in flight.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def idempotency_key(self) -> str:
+        base = f"transfer:{self.id}"
+        return base if self.key_generation == 0 else f"{base}:{self.key_generation}"
+
+
+class ReversalStatus(enum.StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "transfer_reversals"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(refund_id IS NULL) <> (dispute_id IS NULL)", name="one_cause"),
+        UniqueConstraint("dispute_id", "order_id", name="uq_transfer_reversals_dispute_order"),
+        Index("ix_transfer_reversals_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    transfer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("transfers.id", ondelete="RESTRICT"), index=True
+    )
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("refunds.id", ondelete="RESTRICT"), unique=True
+    )
+    dispute_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("disputes.id", ondelete="RESTRICT")
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[ReversalStatus] = mapped_column(
+        Enum(ReversalStatus, name="reversal_status", native_enum=False, length=16),
+        server_default=ReversalStatus.pending.value,
+    )
+    stripe_reversal_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def idempotency_key(self) -> str:
+        if self.refund_id is not None:
+            return f"refund:{self.refund_id}:reversal"
+        return f"dispute:{self.dispute_id}:reversal:{self.order_id}"
