@@ -71,8 +71,3 @@ class TooManyItems(UnprocessableEntity):
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "The order can no longer be cancelled"
-
-
-class PaymentNotPayable(Conflict):
-    code = "payment_not_payable"
-    title = "The payment is not waiting for the buyer"

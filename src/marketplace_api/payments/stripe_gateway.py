@@ -268,6 +268,152 @@ class StripeGateway:
         return account.to_dict()
 
     # --- payments (checkout): payment intents, checkout sessions -----------------------------
+    # PaymentIntents and Checkout Sessions answer plain JSON (`to_dict()`), the shape
+    # `payments.state.apply_payment_intent` reads. `stripe_account` is set for direct charges only.
+
+    async def create_payment_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        stripe_account: str | None = None,
+        application_fee_amount: int | None = None,
+        transfer_destination: str | None = None,
+        on_behalf_of: str | None = None,
+        transfer_group: str | None = None,
+        receipt_email: str | None = None,
+        statement_descriptor_suffix: str | None = None,
+    ) -> dict[str, Any]:
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "automatic_payment_methods": {"enabled": True},
+            "metadata": metadata,
+        }
+        if application_fee_amount is not None:
+            params["application_fee_amount"] = application_fee_amount
+        if transfer_destination is not None:
+            params["transfer_data"] = {"destination": transfer_destination}
+        if on_behalf_of is not None:
+            params["on_behalf_of"] = on_behalf_of
+        if transfer_group is not None:
+            params["transfer_group"] = transfer_group
+        if receipt_email is not None:
+            params["receipt_email"] = receipt_email
+        if statement_descriptor_suffix is not None:
+            params["statement_descriptor_suffix"] = statement_descriptor_suffix
+        intent = await self._call(
+            self._client.v1.payment_intents.create_async(
+                params=params,
+                options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
+            )
+        )
+        return intent.to_dict()
+
+    async def cancel_payment_intent(
+        self,
+        intent_id: str,
+        *,
+        idempotency_key: str,
+        stripe_account: str | None = None,
+        reason: str = "abandoned",  # or "requested_by_customer"
+    ) -> dict[str, Any]:
+        intent = await self._call(
+            self._client.v1.payment_intents.cancel_async(
+                intent_id,
+                params={"cancellation_reason": reason},
+                options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
+            )
+        )
+        return intent.to_dict()
+
+    async def retrieve_payment_intent(
+        self, intent_id: str, *, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        """The intent with `latest_charge` expanded (charge id, destination transfer id)."""
+        intent = await self._call(
+            self._client.v1.payment_intents.retrieve_async(
+                intent_id,
+                params={"expand": ["latest_charge"]},
+                options={"stripe_account": stripe_account},
+            )
+        )
+        return intent.to_dict()
+
+    async def create_checkout_session(
+        self,
+        *,
+        currency: str,
+        line_items: Sequence[tuple[str, int, int]],  # (name, unit_amount, quantity)
+        client_reference_id: str,
+        metadata: dict[str, str],
+        success_url: str,
+        cancel_url: str,
+        expires_at: int,
+        idempotency_key: str,
+        customer_email: str | None = None,
+        stripe_account: str | None = None,
+        application_fee_amount: int | None = None,
+        transfer_destination: str | None = None,
+        on_behalf_of: str | None = None,
+        transfer_group: str | None = None,
+        statement_descriptor_suffix: str | None = None,
+    ) -> dict[str, Any]:
+        intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {
+            "metadata": metadata
+        }
+        if application_fee_amount is not None:
+            intent_data["application_fee_amount"] = application_fee_amount
+        if transfer_destination is not None:
+            intent_data["transfer_data"] = {"destination": transfer_destination}
+        if on_behalf_of is not None:
+            intent_data["on_behalf_of"] = on_behalf_of
+        if transfer_group is not None:
+            intent_data["transfer_group"] = transfer_group
+        if statement_descriptor_suffix is not None:
+            intent_data["statement_descriptor_suffix"] = statement_descriptor_suffix
+        params: stripe.params.checkout.SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": quantity,
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": unit_amount,
+                        "product_data": {"name": name},
+                    },
+                }
+                for name, unit_amount, quantity in line_items
+            ],
+            "payment_intent_data": intent_data,
+            "client_reference_id": client_reference_id,
+            "metadata": metadata,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "expires_at": expires_at,
+        }
+        if customer_email is not None:
+            params["customer_email"] = customer_email
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async(
+                params=params,
+                options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
+            )
+        )
+        return session.to_dict()
+
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        session = await self._call(
+            self._client.v1.checkout.sessions.expire_async(
+                session_id,
+                options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
+            )
+        )
+        return session.to_dict()
 
     # --- after the payment: transfers, reversals, refunds ------------------------------------
 

@@ -40,7 +40,10 @@ EventHandler = Callable[[AsyncSession, EventContext], Awaitable[None]]
 HANDLERS: dict[str, EventHandler] = {}
 
 # Modules whose import registers handlers. Each domain adds its own `events` module here.
-HANDLER_MODULES: tuple[str, ...] = ("marketplace_api.vendors.events",)
+HANDLER_MODULES: tuple[str, ...] = (
+    "marketplace_api.vendors.events",
+    "marketplace_api.payments.events",
+)
 
 
 def handles(*event_types: str) -> Callable[[EventHandler], EventHandler]:

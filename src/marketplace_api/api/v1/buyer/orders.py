@@ -1,0 +1,187 @@
+"""Buyer checkout and orders: /v1/buyer/orders."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep
+from marketplace_api.errors import problem_responses
+from marketplace_api.idempotency.exceptions import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
+from marketplace_api.idempotency.http import IdempotencyKeyHeader, to_response
+from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
+from marketplace_api.orders import service
+from marketplace_api.orders.checkout import checkout
+from marketplace_api.orders.exceptions import (
+    InvalidCartAmount,
+    ListingsUnavailable,
+    MixedCurrencies,
+    OrderNotCancellable,
+    OrderNotFound,
+    OutOfStock,
+    TooManyItems,
+    VendorCannotAcceptPayments,
+)
+from marketplace_api.orders.schemas import (
+    CheckoutCreate,
+    CheckoutRead,
+    CheckoutSessionRead,
+    OrderPage,
+    OrderRead,
+)
+from marketplace_api.payments import service as payments
+from marketplace_api.payments.exceptions import PaymentNotPayable
+from marketplace_api.payments.stripe_gateway import (
+    StripeNotConfigured,
+    StripePermissionDenied,
+    StripeRateLimited,
+    StripeRequestRejected,
+    StripeUnavailable,
+)
+
+router = APIRouter(prefix="/orders", tags=["buyer"])
+
+STRIPE_ERRORS = (
+    StripePermissionDenied,
+    StripeRequestRejected,
+    StripeUnavailable,
+    StripeRateLimited,
+    StripeNotConfigured,
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CheckoutRead,
+    summary="Check out a cart: reserve stock, create the orders and the PaymentIntent",
+    description=(
+        "One order per vendor, one payment for the cart. Confirm the payment with Stripe.js "
+        "using `client_secret` (and `stripe_account` for direct charges) before `expires_at`. "
+        "Send an `Idempotency-Key` to retry safely: after a 503 the retry resumes the same "
+        "payment, never creating a second PaymentIntent."
+    ),
+    responses=problem_responses(
+        ListingsUnavailable,
+        MixedCurrencies,
+        InvalidCartAmount,
+        TooManyItems,
+        OutOfStock,
+        VendorCannotAcceptPayments,
+        IdempotencyKeyInUse,
+        IdempotencyKeyReused,
+        InvalidIdempotencyKey,
+        PaymentNotPayable,
+        *STRIPE_ERRORS,
+    ),
+)
+async def create_order(
+    body: CheckoutCreate,
+    request: Request,
+    buyer: CurrentBuyer,
+    session: SessionDep,
+    settings: SettingsDep,
+    gateway: StripeGatewayDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    now = datetime.now(UTC)
+
+    async def handler(context: IdempotencyContext | None) -> CheckoutRead:
+        payment = await checkout(
+            session, gateway, settings, buyer, body, now=now, idempotency=context
+        )
+        return await service.checkout_read(session, payment)
+
+    result = await run_idempotent(
+        session,
+        user_id=buyer.id,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        handler=handler,
+        now=now,
+    )
+    return to_response(result)
+
+
+@router.get("", summary="The buyer's orders, newest first")
+async def list_orders(
+    buyer: CurrentBuyer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> OrderPage:
+    return await service.list_buyer_orders(session, buyer.id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{order_id}",
+    summary="One of the buyer's orders: items, amounts, payment and fulfilment status",
+    responses=problem_responses(OrderNotFound),
+)
+async def get_order(order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep) -> OrderRead:
+    order = await service.get_buyer_order(session, buyer.id, order_id)
+    return (await service.order_reads(session, [order]))[0]
+
+
+@router.post(
+    "/{order_id}/cancel",
+    summary="Cancel an unpaid order (and the other orders of its payment); stock is released",
+    description=(
+        "Cancels the PaymentIntent at Stripe first, so it cannot be paid afterwards. A payment "
+        "that is paid or processing cannot be cancelled (409): ask for a refund instead. "
+        "Cancelling an already cancelled or expired order answers its current state."
+    ),
+    responses=problem_responses(OrderNotFound, OrderNotCancellable, *STRIPE_ERRORS),
+)
+async def cancel_order(
+    order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep, gateway: StripeGatewayDep
+) -> OrderRead:
+    order = await service.get_buyer_order(session, buyer.id, order_id)
+    payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
+    service.ensure_cancellable(payment)
+    try:
+        payment = await payments.cancel_payment(session, gateway, payment, now=datetime.now(UTC))
+    except PaymentNotPayable as exc:
+        raise OrderNotCancellable(exc.detail) from exc
+    service.ensure_cancellable(payment)
+    order = await service.get_buyer_order(session, buyer.id, order_id)
+    return (await service.order_reads(session, [order]))[0]
+
+
+@router.post(
+    "/{order_id}/checkout-session",
+    summary="A Stripe Checkout (hosted page) session for the order's payment",
+    description=(
+        "Alternative to the Payment Element. The session pays the whole payment: when the cart "
+        "had several vendors, all their orders. Redirect the buyer to `url`. The stock "
+        "reservation is extended to the session's expiry when needed (Stripe requires at least "
+        "30 minutes). An open session is returned again."
+    ),
+    responses=problem_responses(OrderNotFound, PaymentNotPayable, *STRIPE_ERRORS),
+)
+async def create_checkout_session(
+    order_id: uuid.UUID,
+    buyer: CurrentBuyer,
+    session: SessionDep,
+    settings: SettingsDep,
+    gateway: StripeGatewayDep,
+) -> CheckoutSessionRead:
+    order = await service.get_buyer_order(session, buyer.id, order_id)
+    payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
+    created = await payments.create_checkout_session(
+        session, gateway, settings, payment, customer_email=buyer.email, now=datetime.now(UTC)
+    )
+    return CheckoutSessionRead(
+        url=created.url, session_id=created.session_id, expires_at=created.expires_at
+    )

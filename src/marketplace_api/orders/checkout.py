@@ -1,0 +1,239 @@
+"""Checkout: a cart becomes one payment and one order per vendor, with stock reserved, then a
+PaymentIntent.
+
+1. validate the cart (listings on sale, vendors able to take payments, one currency, amounts
+   Stripe can charge), merging lines of the same listing;
+2. reserve stock with conditional UPDATEs (all or nothing; 409 `out_of_stock` names the listing);
+3. write the payment, orders and items, COMMIT;
+4. create the PaymentIntent (`payments.service.ensure_payment_intent`, idempotency key
+   `payment:<id>:create`) with no transaction open, and record it.
+
+With an API `Idempotency-Key`, step 3 also records the payment id on the key (the recovery point),
+so a retry after a Stripe timeout resumes at step 4 for the same payment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.accounts.models import User
+from marketplace_api.catalog.models import Listing, ListingStatus
+from marketplace_api.config import ChargeType, Settings
+from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.money import InvalidAmount, split_fee, validate_charge_amount
+from marketplace_api.orders.exceptions import (
+    InvalidCartAmount,
+    ListingsUnavailable,
+    MixedCurrencies,
+    TooManyItems,
+    VendorCannotAcceptPayments,
+)
+from marketplace_api.orders.models import Order, OrderItem, OrderStatus
+from marketplace_api.orders.schemas import MAX_QUANTITY, CheckoutCreate
+from marketplace_api.orders.stock import reserve_stock
+from marketplace_api.payments import intents
+from marketplace_api.payments.exceptions import PaymentNotFound
+from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.service import ensure_payment_intent, on_behalf_of_enabled
+from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.vendors.models import Vendor
+
+STRIPE_MAX_AMOUNT = 99_999_999  # Stripe accepts at most 8 digits for most payment methods
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    listing: Listing
+    quantity: int
+
+
+def merge_lines(body: CheckoutCreate) -> dict[uuid.UUID, int]:
+    quantities: dict[uuid.UUID, int] = defaultdict(int)
+    for item in body.items:
+        quantities[item.listing_id] += item.quantity
+    too_many = [str(i) for i, q in quantities.items() if q > MAX_QUANTITY]
+    if too_many:
+        raise TooManyItems(
+            f"At most {MAX_QUANTITY} units of a listing per order.",
+            items=[{"listing_id": i} for i in too_many],
+        )
+    return dict(quantities)
+
+
+async def _load_cart(
+    session: AsyncSession, quantities: dict[uuid.UUID, int]
+) -> dict[uuid.UUID, tuple[Vendor, list[_Line]]]:
+    rows = (
+        await session.execute(
+            select(Listing, Vendor)
+            .join(Vendor, Vendor.id == Listing.vendor_id)
+            .where(Listing.id.in_(quantities))
+        )
+    ).all()
+    found = {listing.id: (listing, vendor) for listing, vendor in rows}
+    unavailable = [
+        i for i in quantities if i not in found or found[i][0].status is not ListingStatus.active
+    ]
+    if unavailable:
+        raise ListingsUnavailable(unavailable)
+    blocked = {v.id: v for _, v in found.values() if not v.can_accept_payments}
+    if blocked:
+        raise VendorCannotAcceptPayments(
+            sorted(blocked), [i for i, (_, v) in found.items() if v.id in blocked]
+        )
+    currencies = {listing.currency for listing, _ in found.values()}
+    if len(currencies) > 1:
+        raise MixedCurrencies(
+            [{"listing_id": str(i), "currency": li.currency} for i, (li, _) in found.items()]
+        )
+    by_vendor: dict[uuid.UUID, tuple[Vendor, list[_Line]]] = {}
+    for listing_id in sorted(quantities):
+        listing, vendor = found[listing_id]
+        by_vendor.setdefault(vendor.id, (vendor, []))[1].append(
+            _Line(listing, quantities[listing_id])
+        )
+    return by_vendor
+
+
+def choose_charge_type(vendors: list[Vendor], settings: Settings) -> ChargeType:
+    """DESIGN §4: a multi-vendor cart is always separate charges & transfers; otherwise the
+    vendor's override, else the platform default."""
+    if len(vendors) > 1:
+        return ChargeType.separate
+    return vendors[0].charge_type_override or settings.default_charge_type
+
+
+async def place_orders(
+    session: AsyncSession,
+    settings: Settings,
+    buyer: User,
+    body: CheckoutCreate,
+    *,
+    now: datetime,
+    idempotency: IdempotencyContext | None = None,
+) -> Payment:
+    """Steps 1-3: validate, reserve and write the payment and orders; commits."""
+    quantities = merge_lines(body)
+    cart = await _load_cart(session, quantities)
+    vendors = [vendor for vendor, _ in cart.values()]
+    charge_type = choose_charge_type(vendors, settings)
+    currency = next(iter(cart.values()))[1][0].listing.currency
+    expires_at = now + timedelta(seconds=settings.reservation_ttl_seconds)
+
+    orders: list[Order] = []
+    items: list[OrderItem] = []
+    for vendor, lines in cart.values():
+        amount = sum(line.listing.price_amount * line.quantity for line in lines)
+        try:
+            validate_charge_amount(amount, currency)
+        except InvalidAmount as exc:
+            raise InvalidCartAmount(str(exc), vendor_id=str(vendor.id)) from exc
+        fee_bps = (
+            vendor.fee_bps_override
+            if vendor.fee_bps_override is not None
+            else settings.platform_fee_bps
+        )
+        split = split_fee(amount, fee_bps)
+        order = Order(
+            id=uuid.uuid4(),
+            buyer_id=buyer.id,
+            vendor_id=vendor.id,
+            vendor_stripe_account_id=vendor.stripe_account_id,
+            status=OrderStatus.pending_payment,
+            currency=currency,
+            amount=split.amount,
+            platform_fee=split.platform_fee,
+            vendor_amount=split.vendor_amount,
+            fee_bps=fee_bps,
+            reservation_expires_at=expires_at,
+            shipping=body.shipping.model_dump(mode="json") if body.shipping else None,
+            contact=body.contact.model_dump(mode="json") if body.contact else None,
+        )
+        items += [
+            OrderItem(
+                order_id=order.id,
+                listing_id=line.listing.id,
+                title=line.listing.title,
+                unit_amount=line.listing.price_amount,
+                quantity=line.quantity,
+                amount=line.listing.price_amount * line.quantity,
+            )
+            for line in lines
+        ]
+        orders.append(order)
+    total = sum(o.amount for o in orders)
+    if total > STRIPE_MAX_AMOUNT:
+        raise InvalidCartAmount(f"A payment cannot exceed {STRIPE_MAX_AMOUNT} minor units.")
+
+    await reserve_stock(session, quantities)  # raises OutOfStock; the caller rolls back
+
+    payment_id = uuid.uuid4()
+    single_vendor = vendors[0] if len(vendors) == 1 else None
+    payment = Payment(
+        id=payment_id,
+        buyer_id=buyer.id,
+        charge_type=charge_type,
+        status=PaymentStatus.requires_payment,
+        currency=currency,
+        amount=total,
+        platform_fee=sum(o.platform_fee for o in orders),
+        stripe_account_id=(
+            single_vendor.stripe_account_id
+            if charge_type is ChargeType.direct and single_vendor
+            else None
+        ),
+        transfer_group=f"payment_{payment_id}" if charge_type is ChargeType.separate else None,
+        receipt_email=buyer.email,
+        statement_descriptor_suffix=(
+            intents.statement_descriptor_suffix(single_vendor.display_name)
+            if single_vendor
+            else None
+        ),
+        reservation_expires_at=expires_at,
+    )
+    session.add(payment)
+    await session.flush()
+    for order in orders:
+        order.payment_id = payment_id
+        session.add(order)
+    await session.flush()
+    session.add_all(items)
+    if idempotency is not None:
+        await idempotency.bind_resource(session, payment_id)
+    await session.commit()
+    return payment
+
+
+async def checkout(
+    session: AsyncSession,
+    gateway: StripeGateway,
+    settings: Settings,
+    buyer: User,
+    body: CheckoutCreate,
+    *,
+    now: datetime,
+    idempotency: IdempotencyContext | None = None,
+) -> Payment:
+    """The whole checkout; a retry of the same Idempotency-Key resumes the payment it created."""
+    payment: Payment | None = None
+    if idempotency is not None and idempotency.resource_id is not None:
+        payment = await session.get(Payment, idempotency.resource_id)
+        if payment is None or payment.buyer_id != buyer.id:
+            raise PaymentNotFound()
+    if payment is None:
+        try:
+            payment = await place_orders(
+                session, settings, buyer, body, now=now, idempotency=idempotency
+            )
+        except BaseException:
+            await session.rollback()
+            raise
+    return await ensure_payment_intent(
+        session, gateway, payment, now=now, on_behalf_of=on_behalf_of_enabled(settings)
+    )

@@ -1,0 +1,188 @@
+"""Buyer-side reads and actions on orders: list (keyset pagination), get, cancel, Checkout."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.errors import UnprocessableEntity
+from marketplace_api.orders.exceptions import OrderNotCancellable, OrderNotFound
+from marketplace_api.orders.models import Order, OrderItem
+from marketplace_api.orders.schemas import CheckoutRead, OrderItemRead, OrderPage, OrderRead
+from marketplace_api.payments.exceptions import PaymentNotFound
+from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
+from marketplace_api.payments.schemas import PaymentRead
+
+
+class InvalidCursor(UnprocessableEntity):
+    code = "invalid_cursor"
+    title = "Invalid pagination cursor"
+
+
+def encode_cursor(created_at: datetime, order_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{order_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, order_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), uuid.UUID(order_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("The cursor is not one this API returned.") from exc
+
+
+async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[OrderRead]:
+    """Orders with their items and their payment's status (two queries, whatever the count)."""
+    if not orders:
+        return []
+    ids = [o.id for o in orders]
+    items: dict[uuid.UUID, list[OrderItem]] = defaultdict(list)
+    for item in (
+        await session.execute(
+            select(OrderItem).where(OrderItem.order_id.in_(ids)).order_by(OrderItem.listing_id)
+        )
+    ).scalars():
+        items[item.order_id].append(item)
+    rows = await session.execute(
+        select(Payment.id, Payment.status).where(Payment.id.in_({o.payment_id for o in orders}))
+    )
+    statuses: dict[uuid.UUID, PaymentStatus] = {pid: st for pid, st in rows.all()}  # noqa: C416
+    return [
+        OrderRead(
+            id=o.id,
+            payment_id=o.payment_id,
+            vendor_id=o.vendor_id,
+            status=o.status,
+            fulfilment_status=o.fulfilment_status,
+            payment_status=statuses[o.payment_id],
+            currency=o.currency,
+            amount=o.amount,
+            platform_fee=o.platform_fee,
+            vendor_amount=o.vendor_amount,
+            amount_refunded=o.amount_refunded,
+            reservation_expires_at=o.reservation_expires_at,
+            shipping=o.shipping,
+            contact=o.contact,
+            items=[OrderItemRead.model_validate(i) for i in items[o.id]],
+            created_at=o.created_at,
+        )
+        for o in orders
+    ]
+
+
+async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:
+    result = await session.execute(
+        select(Order)
+        .where(Order.payment_id == payment_id)
+        .order_by(Order.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars().all())
+
+
+async def checkout_read(session: AsyncSession, payment: Payment) -> CheckoutRead:
+    orders = await orders_of_payment(session, payment.id)
+    return CheckoutRead(
+        payment_id=payment.id,
+        client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
+        amount=payment.amount,
+        currency=payment.currency,
+        platform_fee=payment.platform_fee,
+        charge_type=payment.charge_type,
+        stripe_account=payment.stripe_account_id,
+        status=payment.status,
+        orders=await order_reads(session, orders),
+        expires_at=payment.reservation_expires_at,
+    )
+
+
+async def list_buyer_orders(
+    session: AsyncSession, buyer_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> OrderPage:
+    """Newest first, keyset-paginated on (created_at, id) (index ix_orders_buyer_created_id)."""
+    query = select(Order).where(Order.buyer_id == buyer_id)
+    if cursor:
+        created_at, order_id = decode_cursor(cursor)
+        query = query.where(tuple_(Order.created_at, Order.id) < tuple_(created_at, order_id))
+    rows = list(
+        (
+            await session.execute(
+                query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    page = rows[:limit]
+    next_cursor = (
+        encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
+    )
+    return OrderPage(items=await order_reads(session, page), next_cursor=next_cursor)
+
+
+async def get_buyer_order(session: AsyncSession, buyer_id: uuid.UUID, order_id: uuid.UUID) -> Order:
+    """The buyer's order; another buyer's order is not found (404, never 403)."""
+    order = (
+        await session.execute(
+            select(Order)
+            .where(Order.id == order_id, Order.buyer_id == buyer_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def get_buyer_payment(
+    session: AsyncSession, buyer_id: uuid.UUID, payment_id: uuid.UUID
+) -> Payment:
+    payment = (
+        await session.execute(
+            select(Payment)
+            .where(Payment.id == payment_id, Payment.buyer_id == buyer_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if payment is None:
+        raise PaymentNotFound()
+    return payment
+
+
+async def payment_read(session: AsyncSession, payment: Payment) -> PaymentRead:
+    order_ids = [o.id for o in await orders_of_payment(session, payment.id)]
+    return PaymentRead(
+        id=payment.id,
+        status=payment.status,
+        charge_type=payment.charge_type,
+        amount=payment.amount,
+        currency=payment.currency,
+        platform_fee=payment.platform_fee,
+        amount_refunded=payment.amount_refunded,
+        client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
+        stripe_account=payment.stripe_account_id,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+        order_ids=order_ids,
+        expires_at=payment.reservation_expires_at,
+        created_at=payment.created_at,
+    )
+
+
+def ensure_cancellable(payment: Payment) -> None:
+    if payment.status in (PaymentStatus.canceled, PaymentStatus.expired, PaymentStatus.failed):
+        return  # already released: cancelling again answers the current state
+    if payment.status not in PAYABLE_STATUSES:
+        raise OrderNotCancellable(
+            f"The payment is {payment.status.value}; ask for a refund instead.",
+            payment_status=payment.status.value,
+        )

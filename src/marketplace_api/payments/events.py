@@ -1,0 +1,130 @@
+"""Webhook handlers of payments: PaymentIntents and Checkout Sessions.
+
+They run inside the webhook pipeline's transaction: change rows through the state machine only,
+never commit, never call Stripe.
+
+Checkout Sessions: the PaymentIntent events decide the payment's status (they carry the charge
+and arrive for both Payment Element and Checkout payments, since `payment_intent_data.metadata`
+names our payment). `checkout.session.completed` / `async_payment_succeeded` record the session's
+PaymentIntent on the payment and mark it paid only when the session says `payment_status=paid`
+(the charge id follows with `payment_intent.succeeded`). `checkout.session.expired` releases the
+stock of a still unpaid payment when that session was its only way to pay (no Payment Element
+PaymentIntent is open, which only the expiry job may cancel, calling Stripe).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
+from marketplace_api.payments.state import (
+    apply_payment_intent,
+    end_payment,
+    lock_payment,
+    mark_succeeded,
+    transition_payment,
+)
+from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
+
+logger = logging.getLogger(__name__)
+
+
+@handles(
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
+)
+async def on_payment_intent(session: AsyncSession, ctx: EventContext) -> None:
+    await apply_payment_intent(session, ctx.object, observed_at=ctx.created)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def _payment_for_session(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
+    """By our metadata / client_reference_id first, then the session id. Raises RetryLater when
+    the session names a payment that is not committed yet."""
+    payment_id = _uuid((obj.get("metadata") or {}).get("payment_id")) or _uuid(
+        obj.get("client_reference_id")
+    )
+    if payment_id is not None:
+        payment = await lock_payment(session, payment_id)
+        if payment is None:
+            raise RetryLater(f"payment {payment_id} of Checkout Session is not committed yet")
+        return payment
+    found = await session.execute(
+        select(Payment.id).where(Payment.checkout_session_id == obj.get("id"))
+    )
+    other = found.scalar_one_or_none()
+    return await lock_payment(session, other) if other is not None else None
+
+
+def _intent_id(obj: dict[str, Any]) -> str | None:
+    intent = obj.get("payment_intent")
+    if isinstance(intent, dict):
+        return str(intent.get("id")) if intent.get("id") else None
+    return str(intent) if intent else None
+
+
+@handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
+async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> None:
+    payment = await _payment_for_session(session, ctx.object)
+    if payment is None:
+        return
+    intent_id = _intent_id(ctx.object)
+    if intent_id and payment.checkout_payment_intent_id is None:
+        payment.checkout_payment_intent_id = intent_id
+    if ctx.object.get("payment_status") == "paid" and payment.status is not PaymentStatus.succeeded:
+        values: dict[str, Any] = {}
+        if intent_id:
+            values["stripe_payment_intent_id"] = intent_id
+        await mark_succeeded(session, payment, now=ctx.created, values=values)
+    await session.flush()
+
+
+@handles("checkout.session.async_payment_failed")
+async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventContext) -> None:
+    payment = await _payment_for_session(session, ctx.object)
+    if payment is None:
+        return
+    intent_id = _intent_id(ctx.object)
+    if intent_id and payment.checkout_payment_intent_id is None:
+        payment.checkout_payment_intent_id = intent_id
+    values = {
+        "failure_code": "async_payment_failed",
+        "failure_message": "The delayed payment method failed; the buyer may try another one.",
+    }
+    if payment.status in (PaymentStatus.processing, PaymentStatus.requires_action):
+        await transition_payment(
+            session, payment, PaymentStatus.requires_payment, now=ctx.created, values=values
+        )
+    elif payment.status is PaymentStatus.requires_payment:
+        payment.failure_code = values["failure_code"]
+        payment.failure_message = values["failure_message"]
+    await session.flush()
+
+
+@handles("checkout.session.expired")
+async def on_checkout_session_expired(session: AsyncSession, ctx: EventContext) -> None:
+    payment = await _payment_for_session(session, ctx.object)
+    if payment is None or payment.status not in PAYABLE_STATUSES:
+        return
+    if payment.checkout_session_id not in (None, ctx.object.get("id")):
+        return  # an older session of this payment; a newer one is open
+    if payment.stripe_payment_intent_id is not None:
+        # The Payment Element's PaymentIntent may still be paid: the expiry job cancels it at
+        # Stripe before releasing anything.
+        return
+    await end_payment(session, payment, PaymentStatus.expired, now=ctx.created)
+    await session.flush()
