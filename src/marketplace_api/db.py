@@ -52,7 +52,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per checkout); connections are recycled instead, and a
+        # connection that died is discarded on its first error.
+        pool_recycle=1800,
         # Timestamps are always stored and compared in UTC.
         connect_args={
             "server_settings": {"timezone": "UTC", "application_name": "marketplace-api"}

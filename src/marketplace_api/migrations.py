@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -30,7 +31,9 @@ def alembic_config() -> Config:
     raise FileNotFoundError("alembic.ini not found (set ALEMBIC_CONFIG)")
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
+    """The latest migration of this build (read once: the scripts do not change while running)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
