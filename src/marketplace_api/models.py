@@ -7,6 +7,8 @@ from marketplace_api.disputes.models import Dispute
 from marketplace_api.fulfilment.models import Shipment
 from marketplace_api.idempotency.models import IdempotencyKey
 from marketplace_api.ledger.models import MoneyMovement
+from marketplace_api.live.models import OrderEvent
+from marketplace_api.notifications.models import Notification
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundRequest
@@ -20,7 +22,9 @@ __all__ = [
     "IdempotencyKey",
     "Listing",
     "MoneyMovement",
+    "Notification",
     "Order",
+    "OrderEvent",
     "OrderItem",
     "Payment",
     "RefreshToken",

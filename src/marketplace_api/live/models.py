@@ -1,0 +1,35 @@
+"""`order_events`: the history of an order's visible state, written only by database triggers.
+
+A row is a snapshot after a change: the order's status and fulfilment status and its payment's
+status. `id` (a sequence) is the SSE event id: a client reconnecting with `Last-Event-ID: <id>`
+gets every row of its order with a greater id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from marketplace_api.db import Base
+
+NOTIFY_CHANNEL = "order_events"
+
+
+class OrderEvent(Base):
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order_id_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    # What changed: "order" (status or fulfilment status) or "payment" (the payment's status).
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    fulfilment_status: Mapped[str] = mapped_column(String(16))
+    payment_status: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
