@@ -13,19 +13,16 @@ Periodic jobs run once per tick however many workers are running:
 The domain functions themselves are also safe to run concurrently (row locks / conditional
 updates); these locks only keep the work from being done twice for nothing.
 
-Domain functions are imported inside the task bodies, so this module imports even when a domain
-package is missing or broken, and a worker only fails the job that needs it.
+Domain functions are imported inside the task bodies: importing this module (the API process
+does, to know task names) does not pull in every domain, and a broken domain only fails its job.
 
 Periodic jobs have no retry strategy: the next tick is the retry.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from procrastinate import JobContext
 
@@ -56,12 +53,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _domain(module: str, name: str) -> Callable[..., Any]:
-    """A domain function, imported when the job runs."""
-    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    return function
-
-
 @app.periodic(cron=SCHEDULES["expire_reservations"])
 @app.task(
     name="expire_reservations",
@@ -76,8 +67,10 @@ async def expire_reservations(context: JobContext, timestamp: int) -> None:
     if jobs.stripe is None:
         logger.warning("expire_reservations skipped: STRIPE_SECRET_KEY is not set")
         return
-    expire = _domain("marketplace_api.orders.expiry", "expire_reservations")
-    expired = await expire(jobs.sessionmaker, jobs.stripe, now=_utcnow())
+    from marketplace_api.payments.service import expire_reservations as expire
+
+    async with jobs.sessionmaker() as session:
+        expired = await expire(session, jobs.stripe, now=_utcnow())
     logger.info("expired reservations", extra={"count": expired, "tick": timestamp})
 
 
@@ -112,9 +105,10 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
     if jobs.stripe is None:
         logger.warning("reconcile skipped: STRIPE_SECRET_KEY is not set")
         return
-    run = _domain("marketplace_api.webhooks.reconcile", "reconcile")
-    result = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow())
-    logger.info("reconciled with stripe", extra={"result": str(result), "tick": timestamp})
+    from marketplace_api.webhooks.reconcile import reconcile as run
+
+    report = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow())
+    logger.info("reconciled with stripe", extra={"report": report.render(), "tick": timestamp})
 
 
 @app.periodic(cron=SCHEDULES["prune_idempotency_keys"])
@@ -128,10 +122,11 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
 async def prune_idempotency_keys(context: JobContext, timestamp: int) -> None:
     """Delete idempotency keys whose replay window is over."""
     jobs = jobs_context(context)
-    prune = _domain("marketplace_api.idempotency", "prune_idempotency_keys")
+    from marketplace_api.idempotency.service import prune_idempotency_keys as prune
+
     async with jobs.sessionmaker() as session:
+        # Keys past their replay window (the service clamps the cut-off to its RETENTION).
         deleted = await prune(session, _utcnow())
-        await session.commit()
     logger.info("pruned idempotency keys", extra={"count": deleted, "tick": timestamp})
 
 
