@@ -201,3 +201,44 @@ async def test_two_workers_run_a_periodic_job_once_per_tick(
     actions = Counter(getattr(r, "action", None) for r in caplog.records)
     assert actions["periodic_task_deferred"] >= 3
     assert actions["periodic_task_already_deferred"] >= 2
+
+
+async def test_jobs_of_a_dead_worker_are_retried_and_unblock_their_lock(
+    queue_engine: AsyncEngine, committed_user: uuid.UUID, drain: Drain
+) -> None:
+    args = {"user_id": str(committed_user), "value": "after-crash"}
+    async with AsyncSession(queue_engine) as session:
+        stalled = await enqueue(session, "tests.set_full_name", args=args, lock="same")
+        waiting = await enqueue(session, "tests.set_full_name", args=args, lock="same")
+        await session.commit()
+    # A worker fetched `stalled`, then died without a word 10 minutes ago.
+    async with queue_engine.begin() as conn:
+        dead = (
+            await conn.execute(
+                text(
+                    "INSERT INTO procrastinate_workers (last_heartbeat) "
+                    "VALUES (now() - interval '10 minutes') RETURNING id"
+                )
+            )
+        ).scalar_one()
+        await conn.execute(
+            text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w WHERE id = :id"),
+            {"w": dead, "id": stalled},
+        )
+
+    await drain()
+    # Nothing ran: the dead worker's job still holds the lock.
+    assert await full_name(queue_engine, committed_user) == "start"
+    assert {j["id"]: j["status"] for j in await jobs_rows(queue_engine)} == {
+        stalled: "doing",
+        waiting: "todo",
+    }
+
+    async with AsyncSession(queue_engine) as session:
+        await enqueue(session, "retry_stalled_jobs", queue=MAINTENANCE_QUEUE, args={"timestamp": 0})
+        await session.commit()
+    await drain()
+
+    assert await full_name(queue_engine, committed_user) == "after-crash"
+    statuses = {j["id"]: j["status"] for j in await jobs_rows(queue_engine)}
+    assert statuses[stalled] == statuses[waiting] == "succeeded"

@@ -41,7 +41,11 @@ SCHEDULES: dict[str, str] = {
     "reconcile": "*/10 * * * *",
     "prune_idempotency_keys": "17 3 * * *",
     "prune_finished_jobs": "47 3 * * *",
+    "retry_stalled_jobs": "* * * * *",
 }
+
+# A worker that has not sent a heartbeat for this long is dead (it sends one every 10 s).
+STALLED_WORKER_SECONDS = 60
 
 # Still to come with the "after the payment" issue (#6), as periodic tasks declared here the same
 # way: `auto_release` (release held funds AUTO_RELEASE_DAYS after shipping) and
@@ -145,3 +149,27 @@ async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
         nb_hours=FINISHED_JOBS_RETENTION_HOURS, include_cancelled=True
     )
     logger.info("pruned finished jobs", extra={"tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["retry_stalled_jobs"])
+@app.task(
+    name="retry_stalled_jobs",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="retry_stalled_jobs",
+    lock="retry_stalled_jobs",
+    pass_context=True,
+)
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> None:
+    """Put back in the queue the jobs of workers that died mid-job (killed, OOM, lost host).
+
+    Without this a job stays `doing` forever, and every later job with the same `lock` (all the
+    periodic jobs have one) would wait behind it. Running a job again is safe: every task is
+    idempotent (conditional updates, Stripe idempotency keys, notification deduplication)."""
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_WORKER_SECONDS))
+    for job in stalled:
+        await manager.retry_job(job)
+        logger.warning(
+            "retrying the job of a dead worker",
+            extra={"job_id": job.id, "task": job.task_name, "tick": timestamp},
+        )
