@@ -21,8 +21,11 @@ Periodic jobs have no retry strategy: the next tick is the retry.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from procrastinate import JobContext
 
@@ -42,15 +45,21 @@ SCHEDULES: dict[str, str] = {
     "prune_idempotency_keys": "17 3 * * *",
     "prune_finished_jobs": "47 3 * * *",
     "retry_stalled_jobs": "* * * * *",
+    "auto_release": "*/15 * * * *",
+    "retry_pending_transfers": "* * * * *",
+    "retry_failed_refunds": "* * * * *",
 }
 
 # A worker that has not sent a heartbeat for this long is dead (it sends one every 10 s).
 STALLED_WORKER_SECONDS = 60
 
-# Still to come with the "after the payment" issue (#6), as periodic tasks declared here the same
-# way: `auto_release` (release held funds AUTO_RELEASE_DAYS after shipping) and
-# `retry_pending_transfers` / `retry_failed_refunds`. They are not declared yet: there is no domain
-# function for them to call.
+# After the payment (issue 6): functions of `transfers.service` and `refunds.service`, all
+# `(sessionmaker, gateway, *, now, settings)`, idempotent and safe on several workers at once.
+MONEY_JOBS: dict[str, tuple[str, str]] = {
+    "auto_release": ("marketplace_api.transfers.service", "release_due_orders"),
+    "retry_pending_transfers": ("marketplace_api.transfers.service", "retry_pending_transfers"),
+    "retry_failed_refunds": ("marketplace_api.refunds.service", "retry_failed_refunds"),
+}
 
 
 def _utcnow() -> datetime:
@@ -173,3 +182,57 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> None:
             "retrying the job of a dead worker",
             extra={"job_id": job.id, "task": job.task_name, "tick": timestamp},
         )
+
+
+MoneyJob = Callable[..., Awaitable[int]]
+
+
+async def _run_money_job(context: JobContext, name: str, timestamp: int) -> None:
+    jobs = jobs_context(context)
+    if jobs.stripe is None:
+        logger.warning("money job skipped: STRIPE_SECRET_KEY is not set", extra={"job": name})
+        return
+    module, function = MONEY_JOBS[name]
+    run = cast(MoneyJob, getattr(importlib.import_module(module), function))
+    count = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow(), settings=jobs.settings)
+    logger.info("money job done", extra={"job": name, "count": count, "tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["auto_release"])
+@app.task(
+    name="auto_release",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="auto_release",
+    lock="auto_release",
+    pass_context=True,
+)
+async def auto_release(context: JobContext, timestamp: int) -> None:
+    """Release held funds (separate charges) AUTO_RELEASE_DAYS after shipping, unless a dispute
+    or a refund request is open: one transfer per vendor order."""
+    await _run_money_job(context, "auto_release", timestamp)
+
+
+@app.periodic(cron=SCHEDULES["retry_pending_transfers"])
+@app.task(
+    name="retry_pending_transfers",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="retry_pending_transfers",
+    lock="retry_pending_transfers",
+    pass_context=True,
+)
+async def retry_pending_transfers(context: JobContext, timestamp: int) -> None:
+    """Transfers left pending or refused by Stripe whose next attempt is due."""
+    await _run_money_job(context, "retry_pending_transfers", timestamp)
+
+
+@app.periodic(cron=SCHEDULES["retry_failed_refunds"])
+@app.task(
+    name="retry_failed_refunds",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="retry_failed_refunds",
+    lock="retry_failed_refunds",
+    pass_context=True,
+)
+async def retry_failed_refunds(context: JobContext, timestamp: int) -> None:
+    """Refunds whose Stripe call did not complete, and pending or refused transfer reversals."""
+    await _run_money_job(context, "retry_failed_refunds", timestamp)
