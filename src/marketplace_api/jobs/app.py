@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 # Modules that declare tasks. Imported by the worker and before `enqueue()` checks a task name.
-TASK_MODULES: list[str] = ["marketplace_api.jobs.tasks"]
+TASK_MODULES: list[str] = ["marketplace_api.jobs.tasks", "marketplace_api.notifications.tasks"]
 
 # Queues. A worker listens to all of them unless `--queues` says otherwise.
 DEFAULT_QUEUE = "default"
