@@ -336,6 +336,7 @@ def upgrade() -> None:
         sa.Column("vendor_share", sa.BigInteger(), nullable=False),
         sa.Column("fee_share", sa.BigInteger(), nullable=False),
         sa.Column("fee_refunded", sa.BigInteger(), nullable=False),
+        sa.Column("refund_application_fee", sa.Boolean(), nullable=True),
         sa.Column(
             "reason",
             sa.Enum(
@@ -451,6 +452,7 @@ def upgrade() -> None:
                 "pending",
                 "succeeded",
                 "failed",
+                "canceled",
                 name="reversal_status",
                 native_enum=False,
                 length=16,
@@ -459,6 +461,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("stripe_reversal_id", sa.String(length=255), nullable=True),
+        sa.Column("key_generation", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     default_charge_type: ChargeType = ChargeType.destination
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600)
 
+    # --- after the payment: release, refunds, disputes --------------------------------------
+    # Held funds (separate charges) go to the vendor this many days after shipping, unless a
+    # dispute or a refund request is open.
+    auto_release_days: int = Field(default=14, ge=0, le=365)
+    # Destination and direct charges: a refund also refunds the platform fee, proportionally.
+    refund_application_fee: bool = True
+    # A lost dispute on an already-transferred separate charge reverses the vendor's share.
+    reverse_transfer_on_dispute_loss: bool = True
+
     # --- rate limits ("N/second|minute|hour"; per client IP, or per user where signed in) -----
     # Unset: counted in each process's memory. `async+redis://host:6379/0`: shared by replicas.
     rate_limit_storage_url: str | None = None

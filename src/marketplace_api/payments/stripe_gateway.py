@@ -416,6 +416,91 @@ class StripeGateway:
         return session.to_dict()
 
     # --- after the payment: transfers, reversals, refunds ------------------------------------
+    # Plain JSON answers (`to_dict()`). Keys come from our rows: `transfer:<id>`, `refund:<id>`,
+    # `refund:<id>:reversal`, `dispute:<id>:reversal:<order id>`.
+
+    async def create_transfer(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str | None,
+        transfer_group: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Separate charges & transfers: move a held vendor share to the connected account.
+        `source_transaction` (the charge) lets it be made before the funds are available."""
+        params: stripe.params.TransferCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "destination": destination,
+            "metadata": metadata,
+        }
+        if source_transaction is not None:
+            params["source_transaction"] = source_transaction
+        if transfer_group is not None:
+            params["transfer_group"] = transfer_group
+        transfer = await self._call(
+            self._client.v1.transfers.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return transfer.to_dict()
+
+    async def create_transfer_reversal(
+        self,
+        transfer_id: str,
+        *,
+        amount: int,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Take (part of) a transfer back from the connected account."""
+        params: stripe.params.TransferReversalCreateParams = {
+            "amount": amount,
+            "metadata": metadata,
+        }
+        reversal = await self._call(
+            self._client.v1.transfers.reversals.create_async(
+                transfer_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return reversal.to_dict()
+
+    async def create_refund(
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        reason: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        reverse_transfer: bool | None = None,
+        refund_application_fee: bool | None = None,
+        stripe_account: str | None = None,
+    ) -> dict[str, Any]:
+        """Refund (part of) a PaymentIntent. Destination charges: `reverse_transfer` (+ fee flag);
+        direct charges: on the connected account (`stripe_account`) with the fee flag."""
+        params: stripe.params.RefundCreateParams = {
+            "payment_intent": payment_intent,
+            "amount": amount,
+            "reason": cast(Any, reason),
+            "metadata": metadata,
+        }
+        if reverse_transfer is not None:
+            params["reverse_transfer"] = reverse_transfer
+        if refund_application_fee is not None:
+            params["refund_application_fee"] = refund_application_fee
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
+                params=params,
+                options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
+            )
+        )
+        return refund.to_dict()
+
 
     # --- webhooks and reconciliation: events, webhook endpoints, retrieval --------------------
     # Signature verification is `verify_event` below (module level: it needs only the signing

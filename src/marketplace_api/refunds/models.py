@@ -84,6 +84,9 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
     vendor_share: Mapped[int] = mapped_column(BigInteger)
     fee_share: Mapped[int] = mapped_column(BigInteger)
     fee_refunded: Mapped[int] = mapped_column(BigInteger)
+    # Destination/direct: sent as `refund_application_fee` (fixed at creation, so a retry sends
+    # the same request). None for separate charges.
+    refund_application_fee: Mapped[bool | None] = mapped_column()
     reason: Mapped[RefundReason] = mapped_column(
         Enum(RefundReason, name="refund_reason", native_enum=False, length=32)
     )

@@ -12,8 +12,9 @@ pending ──► paid       (Stripe created the transfer; terminal, reversals a
 
 `UNIQUE(order_id)` is the database's guarantee that an order's vendor share is transferred once.
 
-Reversal status: pending ──► succeeded | failed ──► succeeded (retried). One per refund
-(`UNIQUE(refund_id)`) and one per lost dispute and order (`UNIQUE(dispute_id, order_id)`).
+Reversal status: pending ──► succeeded | canceled; pending ──► failed ──► succeeded (retried).
+One per refund (`UNIQUE(refund_id)`), one per lost dispute and order (`UNIQUE(dispute_id,
+order_id)`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ class Transfer(UUIDPrimaryKey, Timestamps, Base):
 class ReversalStatus(enum.StrEnum):
     pending = "pending"
     succeeded = "succeeded"
-    failed = "failed"
+    failed = "failed"  # refused by Stripe (e.g. the vendor's balance is short); retried
+    canceled = "canceled"  # not needed any more (its refund failed; policy says no)
 
 
 class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
@@ -134,6 +136,7 @@ class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
         server_default=ReversalStatus.pending.value,
     )
     stripe_reversal_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -141,5 +144,7 @@ class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
     @property
     def idempotency_key(self) -> str:
         if self.refund_id is not None:
-            return f"refund:{self.refund_id}:reversal"
-        return f"dispute:{self.dispute_id}:reversal:{self.order_id}"
+            base = f"refund:{self.refund_id}:reversal"
+        else:
+            base = f"dispute:{self.dispute_id}:reversal:{self.order_id}"
+        return base if self.key_generation == 0 else f"{base}:{self.key_generation}"

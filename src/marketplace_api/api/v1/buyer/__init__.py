@@ -12,3 +12,10 @@ from marketplace_api.api.v1.buyer.payments import router as payments_router  # n
 
 router.include_router(orders_router)
 router.include_router(payments_router)
+from marketplace_api.api.v1.buyer.fulfilment import router as fulfilment_router  # noqa: E402
+
+router.include_router(fulfilment_router)
+
+from marketplace_api.api.v1.buyer import order_events  # noqa: E402
+
+router.include_router(order_events.router)

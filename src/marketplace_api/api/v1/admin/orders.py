@@ -1,0 +1,46 @@
+"""Admin: release an order's held funds (separate charges & transfers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from marketplace_api.deps import CurrentAdmin, SessionDep, StripeGatewayDep
+from marketplace_api.errors import problem_responses
+from marketplace_api.orders.exceptions import OrderNotFound
+from marketplace_api.payments.stripe_gateway import StripeNotConfigured
+from marketplace_api.transfers import service
+from marketplace_api.transfers.exceptions import OrderDisputed, OrderNotHeld, OrderNotReleasable
+from marketplace_api.transfers.models import ReleaseTrigger
+from marketplace_api.transfers.schemas import TransferRead
+
+router = APIRouter(prefix="/orders", tags=["admin"])
+
+
+@router.post(
+    "/{order_id}/release",
+    summary="Release an order's held funds to its vendor (one transfer per order)",
+    description=(
+        "Creates the order's transfer (vendor share minus refunds) once; calling again returns "
+        "the same transfer. A transfer Stripe refuses is answered with `status=failed` and "
+        "`last_error`, and retried automatically with the same idempotency key. An open refund "
+        "request does not block an admin release; an open dispute does."
+    ),
+    responses=problem_responses(
+        OrderNotFound, OrderNotHeld, OrderNotReleasable, OrderDisputed, StripeNotConfigured
+    ),
+)
+async def release_order(
+    order_id: uuid.UUID, session: SessionDep, gateway: StripeGatewayDep, admin: CurrentAdmin
+) -> TransferRead:
+    transfer = await service.release_order(
+        session,
+        gateway,
+        order_id,
+        trigger=ReleaseTrigger.admin,
+        now=datetime.now(UTC),
+        actor_id=admin.id,
+    )
+    return TransferRead.model_validate(transfer)

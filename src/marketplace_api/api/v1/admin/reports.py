@@ -1,0 +1,33 @@
+"""Admin: money reports from the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from marketplace_api.deps import SessionDep
+from marketplace_api.errors import problem_responses
+from marketplace_api.ledger import reports
+from marketplace_api.ledger.reports import InvalidPeriod
+from marketplace_api.ledger.schemas import SummaryRead
+
+router = APIRouter(prefix="/reports", tags=["admin"])
+
+
+@router.get(
+    "/summary",
+    summary="Per currency: gross volume, platform fees, refunds, transfers, held balance",
+    description=(
+        "Flows of movements with `from <= occurred_at < to`; `held_balance` is what the platform "
+        "holds for vendors at `to` (separate charges not yet released)."
+    ),
+    responses=problem_responses(InvalidPeriod),
+)
+async def get_summary_report(
+    session: SessionDep,
+    period_from: Annotated[datetime, Query(alias="from")],
+    period_to: Annotated[datetime, Query(alias="to")],
+) -> SummaryRead:
+    return await reports.summary(session, start=period_from, end=period_to)

@@ -1,0 +1,66 @@
+"""Buyer: confirm delivery (releases held funds) and ask for a refund."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, status
+
+from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep
+from marketplace_api.errors import problem_responses
+from marketplace_api.fulfilment import service
+from marketplace_api.fulfilment.exceptions import OrderNotShipped
+from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
+from marketplace_api.orders.exceptions import OrderNotFound
+from marketplace_api.refunds import requests
+from marketplace_api.refunds.exceptions import NothingToRefund, RefundRequestExists
+from marketplace_api.refunds.schemas import RefundRequestCreate, RefundRequestRead
+from marketplace_api.transfers.exceptions import OrderNotReleasable
+from marketplace_api.transfers.schemas import TransferRead
+
+router = APIRouter(prefix="/orders", tags=["buyer"])
+
+
+@router.post(
+    "/{order_id}/confirm-delivery",
+    summary="Confirm an order arrived (releases the vendor's held funds)",
+    description=(
+        "Marks a shipped order delivered. For separate charges this releases the vendor's share "
+        "(one transfer per order, however often it is called), unless a dispute or the buyer's "
+        "own refund request is open (`release_blocked_by`)."
+    ),
+    responses=problem_responses(OrderNotFound, OrderNotShipped, OrderNotReleasable),
+)
+async def confirm_delivery(
+    order_id: uuid.UUID, session: SessionDep, state: AppStateDep, buyer: CurrentBuyer
+) -> DeliveryConfirmationRead:
+    outcome = await service.confirm_delivery(
+        session, state.stripe, buyer.id, order_id, now=datetime.now(UTC)
+    )
+    return DeliveryConfirmationRead(
+        order_id=outcome.order.id,
+        fulfilment_status=outcome.order.fulfilment_status,
+        delivered_at=outcome.order.delivered_at,
+        transfer=TransferRead.model_validate(outcome.transfer) if outcome.transfer else None,
+        release_blocked_by=outcome.blocked_by,
+    )
+
+
+@router.post(
+    "/{order_id}/refund-requests",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask the vendor for a refund (holds the funds while open)",
+    description=(
+        "One open request per order. While it is open the order's funds are not released "
+        "automatically; the vendor or an admin refunds (which approves it) or declines it."
+    ),
+    responses=problem_responses(OrderNotFound, RefundRequestExists, NothingToRefund),
+)
+async def create_refund_request(
+    order_id: uuid.UUID, data: RefundRequestCreate, session: SessionDep, buyer: CurrentBuyer
+) -> RefundRequestRead:
+    request = await requests.create_refund_request(
+        session, buyer.id, order_id, data, now=datetime.now(UTC)
+    )
+    return RefundRequestRead.model_validate(request)

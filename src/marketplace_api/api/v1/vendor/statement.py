@@ -1,0 +1,35 @@
+"""Vendor: its statement, from the money-movement ledger (GET /v1/vendor/payments)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from marketplace_api.deps import CurrentVendor, SessionDep
+from marketplace_api.errors import problem_responses
+from marketplace_api.ledger import reports
+from marketplace_api.ledger.cursor import InvalidCursor
+from marketplace_api.ledger.models import MovementKind
+from marketplace_api.ledger.schemas import MovementPage
+
+router = APIRouter(prefix="/payments", tags=["vendor"])
+
+
+@router.get(
+    "",
+    summary="Your statement: every money movement of your orders and payouts, newest first",
+    description=(
+        "Charges, platform fees, transfers to you, refunds and their reversals, disputes and "
+        "payouts, each with its Stripe id. Keyset pagination with `cursor`."
+    ),
+    responses=problem_responses(InvalidCursor),
+)
+async def get_vendor_statement(
+    session: SessionDep,
+    vendor: CurrentVendor,
+    kind: Annotated[MovementKind | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> MovementPage:
+    return await reports.vendor_statement(session, vendor.id, kind=kind, limit=limit, cursor=cursor)

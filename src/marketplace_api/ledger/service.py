@@ -1,0 +1,166 @@
+"""Writing and reading the money-movement ledger.
+
+`record` is the only writer: `INSERT … ON CONFLICT DO NOTHING` on `(kind, stripe_id, order_id)`,
+so whatever records a movement twice (a replayed webhook, a retried job, a second replica)
+records it once. Nothing here updates or deletes a row (and the database refuses to).
+
+The invariant, per payment (amounts signed as in `ledger.models`):
+
+    charge + refund == (transfer + transfer_reversal) + (platform_fee + refund_fee_share) + held
+
+- charge: what the buyer paid (Σ `charge`);
+- refund (≤ 0): what went back to the buyer (Σ `refund`);
+- transfers: what the vendors keep (Σ `transfer` + Σ `transfer_reversal`);
+- platform fee: what the platform keeps (Σ `platform_fee` + Σ `refund_fee_share`);
+- held: what the platform still holds for vendors — for separate charges, the vendor share of
+  orders not transferred yet (vendor_amount minus the vendor share of their refunds); 0 once
+  released; 0 for destination and direct charges (their vendor share settles at charge time).
+  While a reversal of a refunded, already-transferred share is pending, held is negative: the
+  amount the vendor still owes back.
+
+`held` is computed here as the residual; the tests check it against the orders and transfers.
+Dispute movements and Stripe's fee are outside the invariant (reported separately).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.config import ChargeType
+from marketplace_api.ledger.models import MoneyMovement, MovementKind
+from marketplace_api.orders.models import Order
+from marketplace_api.payments.models import Payment
+
+K = MovementKind
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    kind: MovementKind,
+    amount: int,
+    currency: str,
+    stripe_id: str,
+    occurred_at: datetime,
+    payment_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+    vendor_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Record one movement unless it is already recorded; True when newly inserted."""
+    statement = (
+        insert(MoneyMovement)
+        .values(
+            id=uuid.uuid4(),
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            stripe_id=stripe_id,
+            occurred_at=occurred_at,
+            payment_id=payment_id,
+            order_id=order_id,
+            vendor_id=vendor_id,
+            details=details,
+        )
+        .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
+        .returning(MoneyMovement.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def record_payment_succeeded(session: AsyncSession, payment: Payment) -> None:
+    """The movements of a successful charge, per order: `charge` (+amount), `platform_fee`
+    (+fee) and, for destination and direct charges, `transfer` (+vendor_amount: the vendor's
+    share settles at charge time). Plus `stripe_fee` (-) when Stripe's fee is known.
+
+    Idempotent; called in the transaction that moves the payment to succeeded. Never commits.
+    """
+    charge_id = payment.stripe_charge_id or payment.stripe_payment_intent_id or str(payment.id)
+    when = payment.succeeded_at or payment.status_updated_at
+    orders = (
+        (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
+    )
+    for order in orders:
+        common: dict[str, Any] = {
+            "currency": order.currency,
+            "occurred_at": when,
+            "payment_id": payment.id,
+            "order_id": order.id,
+            "vendor_id": order.vendor_id,
+        }
+        await record(session, kind=K.charge, amount=order.amount, stripe_id=charge_id, **common)
+        await record(
+            session, kind=K.platform_fee, amount=order.platform_fee, stripe_id=charge_id, **common
+        )
+        if payment.charge_type is not ChargeType.separate:
+            settled_by = payment.stripe_transfer_id or charge_id
+            await record(
+                session,
+                kind=K.transfer,
+                amount=order.vendor_amount,
+                stripe_id=settled_by,
+                details={"settled_at_charge": payment.charge_type.value},
+                **common,
+            )
+    if payment.stripe_fee:
+        await record(
+            session,
+            kind=K.stripe_fee,
+            amount=-payment.stripe_fee,
+            currency=payment.currency,
+            stripe_id=charge_id,
+            occurred_at=when,
+            payment_id=payment.id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentBalance:
+    currency: str
+    charge: int
+    refunds: int  # ≤ 0
+    transfers: int
+    platform_fee: int
+    disputes: int
+    stripe_fee: int
+
+    @property
+    def held(self) -> int:
+        return self.charge + self.refunds - self.transfers - self.platform_fee
+
+
+def _kind_sum(kinds: tuple[MovementKind, ...]) -> Any:
+    return func.coalesce(func.sum(MoneyMovement.amount).filter(MoneyMovement.kind.in_(kinds)), 0)
+
+
+_SUMS = (
+    _kind_sum((K.charge,)),
+    _kind_sum((K.refund,)),
+    _kind_sum((K.transfer, K.transfer_reversal)),
+    _kind_sum((K.platform_fee, K.refund_fee_share)),
+    _kind_sum((K.dispute_withdrawal, K.dispute_reinstatement)),
+    _kind_sum((K.stripe_fee,)),
+)
+
+
+async def payment_balance(session: AsyncSession, payment: Payment) -> PaymentBalance:
+    row = (
+        await session.execute(select(*_SUMS).where(MoneyMovement.payment_id == payment.id))
+    ).one()
+    return PaymentBalance(payment.currency, *(int(v) for v in row))
+
+
+async def payment_movements(session: AsyncSession, payment_id: uuid.UUID) -> list[MoneyMovement]:
+    result = await session.execute(
+        select(MoneyMovement)
+        .where(MoneyMovement.payment_id == payment_id)
+        .order_by(MoneyMovement.occurred_at, MoneyMovement.created_at, MoneyMovement.id)
+    )
+    return list(result.scalars().all())

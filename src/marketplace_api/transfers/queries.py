@@ -1,0 +1,71 @@
+"""Reads shared by release, refunds and disputes (one definition of "open", "reserved", ...)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.disputes.models import Dispute
+from marketplace_api.orders.models import Order
+from marketplace_api.payments.models import Payment
+from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus, RefundStatus
+from marketplace_api.transfers.models import Transfer
+
+# Refunds that count against the order: reserved (pending) or done.
+COUNTED_REFUND_STATUSES = (RefundStatus.pending, RefundStatus.succeeded)
+
+
+async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """The order, locked `FOR UPDATE` (release and refunds of one order serialize on it)."""
+    result = await session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def fresh_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
+    result = await session.execute(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
+
+
+async def has_open_dispute(session: AsyncSession, payment_id: uuid.UUID) -> bool:
+    query = select(exists().where(Dispute.payment_id == payment_id, Dispute.is_open.is_(True)))
+    return bool((await session.execute(query)).scalar())
+
+
+async def open_refund_request(session: AsyncSession, order_id: uuid.UUID) -> RefundRequest | None:
+    result = await session.execute(
+        select(RefundRequest).where(
+            RefundRequest.order_id == order_id, RefundRequest.status == RefundRequestStatus.open
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def refund_totals(session: AsyncSession, order_id: uuid.UUID) -> tuple[int, int]:
+    """(amount, vendor share) of the order's refunds that count (pending or succeeded)."""
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(Refund.amount), 0),
+                func.coalesce(func.sum(Refund.vendor_share), 0),
+            ).where(Refund.order_id == order_id, Refund.status.in_(COUNTED_REFUND_STATUSES))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def transfer_of_order(session: AsyncSession, order_id: uuid.UUID) -> Transfer | None:
+    result = await session.execute(
+        select(Transfer)
+        .where(Transfer.order_id == order_id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
