@@ -38,7 +38,9 @@ async def test_admin_release_sends_the_exact_transfer(
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "paid" and body["amount"] == 1800 and body["trigger"] == "admin"
+    assert body["status"] == "paid"
+    assert body["amount"] == 1800
+    assert body["trigger"] == "admin"
     request = route.calls.last.request
     assert form(request) == {
         "amount": "1800",
@@ -89,8 +91,10 @@ async def test_refused_transfer_stays_failed_and_the_job_retries_it_with_a_new_k
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     assert transfer.status is TransferStatus.failed
-    assert transfer.last_error and "insufficient_capabilities_for_transfer" in transfer.last_error
-    assert transfer.next_attempt_at is not None and transfer.next_attempt_at > NOW
+    assert transfer.last_error
+    assert "insufficient_capabilities_for_transfer" in transfer.last_error
+    assert transfer.next_attempt_at is not None
+    assert transfer.next_attempt_at > NOW
 
     sessionmaker = _sessionmaker(session)
     assert await service.retry_pending_transfers(sessionmaker, app_state.stripe, now=NOW) == 0
@@ -100,7 +104,8 @@ async def test_refused_transfer_stays_failed_and_the_job_retries_it_with_a_new_k
     keys = [c.request.headers["Idempotency-Key"] for c in route.calls]
     assert keys == [f"transfer:{transfer.id}", f"transfer:{transfer.id}:1"]
     row = (await session.execute(select(Transfer))).scalar_one()
-    assert row.status is TransferStatus.paid and row.last_error is None
+    assert row.status is TransferStatus.paid
+    assert row.last_error is None
 
 
 async def test_transfer_timeout_is_retried_with_the_same_key(
@@ -115,7 +120,8 @@ async def test_transfer_timeout_is_retried_with_the_same_key(
     transfer = await service.release_order(
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.auto, now=NOW
     )
-    assert transfer.status is TransferStatus.pending and transfer.last_error
+    assert transfer.status is TransferStatus.pending
+    assert transfer.last_error
     assert transfer.next_attempt_at is not None
     sessionmaker = _sessionmaker(session)
     assert (
@@ -147,7 +153,8 @@ async def test_disputed_order_is_not_released(
     paid.order.status = OrderStatus.disputed
     await session.commit()
     response = await client.post(f"/v1/admin/orders/{paid.order.id}/release", headers=admin.headers)
-    assert response.status_code == 409 and response.json()["code"] == "order_disputed"
+    assert response.status_code == 409
+    assert response.json()["code"] == "order_disputed"
     assert (await session.execute(select(func.count()).select_from(Transfer))).scalar() == 0
 
 
