@@ -30,6 +30,4 @@ class OrderEvent(Base):
     status: Mapped[str] = mapped_column(String(24))
     fulfilment_status: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(24))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
