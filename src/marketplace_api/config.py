@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     # GET /metrics is disabled unless set; Prometheus sends it as a bearer token.
     metrics_token: SecretStr | None = None
 
+    # --- email notifications and live order status -------------------------------------------
+    # smtp://user:pass@host:587 (STARTTLS when the server offers it) or smtps://user:pass@host:465
+    # (TLS). Unset: email is disabled; notifications are recorded as `skipped`, never sent.
+    smtp_url: SecretStr | None = None
+    email_from: str = "Marketplace <no-reply@marketplace.example>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Locale of amounts and dates in emails (babel), e.g. en_US, de_DE, fr_FR, ja_JP.
+    email_locale: str = "en_US"
+    # Server-Sent Events (order status): seconds between `: ping` comments on an idle stream.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+
     # --- logging --------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
@@ -132,7 +143,7 @@ class Settings(BaseSettings):
     def _parse_secrets(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("stripe_secret_key", mode="before")
+    @field_validator("stripe_secret_key", "smtp_url", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value == "" else value
