@@ -1,0 +1,36 @@
+"""Webhook handlers for refunds: `refund.created/updated/failed` and `charge.refunded`.
+
+Our refund is found by `metadata.refund_id` (we set it), then the Stripe refund id; the state
+machine decides (terminal states never move back), so duplicates and out-of-order deliveries
+apply once. Never commits, never calls Stripe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.refunds import service
+from marketplace_api.webhooks.dispatch import EventContext, handles
+
+logger = logging.getLogger(__name__)
+
+
+@handles("refund.created", "refund.updated", "refund.failed")
+async def on_refund(session: AsyncSession, event: EventContext) -> None:
+    refund = await service.apply_refund_object(
+        session, dict(event.object), observed_at=event.created
+    )
+    if refund is None:
+        logger.info("refund event for a refund that is not ours", extra={"event_id": event.id})
+
+
+@handles("charge.refunded")
+async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None:
+    """The charge carries its refunds only when expanded; each one present is applied. Without
+    them, `refund.*` events (or the create answer) carry the details."""
+    refunds = (event.object.get("refunds") or {}).get("data") or []
+    for refund in refunds:
+        if isinstance(refund, dict):
+            await service.apply_refund_object(session, refund, observed_at=event.created)

@@ -1,0 +1,118 @@
+"""Webhook handlers for transfers (`transfer.created/updated/reversed`), connected accounts'
+payouts (`payout.paid/failed`) and `application_fee.refunded`.
+
+A transfer or reversal we made carries our ids in metadata: the event records it when the
+create answer was lost (timeout, crash). Payouts are recorded in the ledger on the vendor of
+`event.account`. Never commits, never calls Stripe.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.ledger import service as ledger
+from marketplace_api.ledger.models import MoneyMovement, MovementKind
+from marketplace_api.transfers import service
+from marketplace_api.transfers.models import Transfer, TransferReversal
+from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
+
+logger = logging.getLogger(__name__)
+
+
+def _our_id(obj: dict[str, Any], key: str) -> uuid.UUID | None:
+    try:
+        raw = (obj.get("metadata") or {}).get(key)
+        return uuid.UUID(str(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+@handles("transfer.created", "transfer.updated", "transfer.reversed")
+async def on_transfer(session: AsyncSession, event: EventContext) -> None:
+    obj = dict(event.object)
+    transfer_id = _our_id(obj, "transfer_id")
+    if transfer_id is not None:
+        if await session.get(Transfer, transfer_id) is None:
+            raise RetryLater(f"transfer {transfer_id} is not committed yet")
+        await service.record_transfer_created(session, transfer_id, obj, observed_at=event.created)
+    for reversal in (obj.get("reversals") or {}).get("data") or []:
+        if not isinstance(reversal, dict):
+            continue
+        reversal_id = _our_id(reversal, "reversal_id")
+        if reversal_id is None:
+            continue
+        if await session.get(TransferReversal, reversal_id) is not None:
+            await service.record_reversal_created(
+                session, reversal_id, reversal, observed_at=event.created
+            )
+
+
+@handles("payout.paid", "payout.failed")
+async def on_payout(session: AsyncSession, event: EventContext) -> None:
+    """A connected account's payout to its bank: `payout` (-amount) on the vendor's statement;
+    a failed payout that was recorded as paid comes back (`payout_failed`, +amount)."""
+    obj = event.object
+    if not event.account or not isinstance(obj.get("amount"), int) or not obj.get("id"):
+        logger.info("payout event without account/amount", extra={"event_id": event.id})
+        return
+    vendor_id = (
+        await session.execute(select(Vendor.id).where(Vendor.stripe_account_id == event.account))
+    ).scalar_one_or_none()
+    if vendor_id is None:
+        logger.info("payout of an unknown account", extra={"event_id": event.id})
+        return
+    payout_id, amount = str(obj["id"]), int(obj["amount"])
+    common: dict[str, Any] = {
+        "currency": str(obj.get("currency") or "usd"),
+        "stripe_id": payout_id,
+        "occurred_at": event.created,
+        "vendor_id": vendor_id,
+    }
+    if event.type == "payout.paid":
+        details = {"arrival_date": obj.get("arrival_date"), "method": obj.get("method")}
+        await ledger.record(
+            session, kind=MovementKind.payout, amount=-amount, details=details, **common
+        )
+        return
+    was_paid = (
+        await session.execute(
+            select(
+                exists().where(
+                    MoneyMovement.kind == MovementKind.payout,
+                    MoneyMovement.stripe_id == payout_id,
+                )
+            )
+        )
+    ).scalar()
+    if was_paid:
+        await ledger.record(
+            session,
+            kind=MovementKind.payout_failed,
+            amount=amount,
+            details={"failure_code": obj.get("failure_code")},
+            **common,
+        )
+    else:
+        logger.warning(
+            "payout failed", extra={"payout": payout_id, "failure": obj.get("failure_code")}
+        )
+
+
+@handles("application_fee.refunded")
+async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
+    """Fee refunds of our refunds are recorded with the refund (`refund_fee_share`); this event
+    is acknowledged and logged so a fee refunded by hand in the dashboard is visible."""
+    logger.info(
+        "application fee refunded",
+        extra={
+            "event_id": event.id,
+            "fee": event.object.get("id"),
+            "amount_refunded": event.object.get("amount_refunded"),
+        },
+    )
