@@ -43,6 +43,9 @@ HANDLERS: dict[str, EventHandler] = {}
 HANDLER_MODULES: tuple[str, ...] = (
     "marketplace_api.vendors.events",
     "marketplace_api.payments.events",
+    "marketplace_api.refunds.events",
+    "marketplace_api.disputes.events",
+    "marketplace_api.transfers.events",
 )
 
 
