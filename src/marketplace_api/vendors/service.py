@@ -106,9 +106,10 @@ async def upsert_profile(
         if vendor is None:  # the conflicting row exists and vendors are never deleted
             raise VendorProfileNotFound()
         if vendor.stripe_account_id is not None and vendor.country != data.country:
+            country = vendor.country
             await session.rollback()
             raise VendorCountryLocked(
-                f"The Stripe account was created for {vendor.country}; open a new vendor "
+                f"The Stripe account was created for {country}; open a new vendor "
                 "account to sell from another country."
             )
         await session.execute(update(Vendor).where(Vendor.id == vendor.id).values(**values))

@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from marketplace_api.api.v1.platform import config
+from marketplace_api.api.v1.platform import config, listings, vendors
 
 router = APIRouter(prefix="/platform")
 router.include_router(config.router)
+router.include_router(vendors.router)
+router.include_router(listings.router)
