@@ -224,3 +224,44 @@ def refund_handler(status: str = "succeeded", with_reversal: bool = False) -> An
 
 def days_ago(days: int, now: datetime = NOW) -> datetime:
     return now - timedelta(days=days)
+
+
+async def deliver(
+    client: httpx.AsyncClient, evt: dict[str, Any], *, connect: bool = False
+) -> dict[str, Any]:
+    """POST a signed event to /webhooks/stripe (platform or Connect secret); the receipt."""
+    from tests.fixtures.stripe import WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT, event_body, sign
+
+    body = event_body(evt)
+    response = await client.post(
+        "/webhooks/stripe",
+        content=body,
+        headers={
+            "Stripe-Signature": sign(body, WEBHOOK_SECRET_CONNECT if connect else WEBHOOK_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 200, response.text
+    receipt: dict[str, Any] = response.json()
+    return receipt
+
+
+def dispute_json(
+    paid: Paid, *, status: str = "needs_response", amount: int | None = None, dispute_id: str = ""
+) -> dict[str, Any]:
+    return {
+        "id": dispute_id or stripe_id("du"),
+        "object": "dispute",
+        "amount": amount if amount is not None else paid.payment.amount,
+        "currency": paid.payment.currency,
+        "charge": paid.payment.stripe_charge_id,
+        "payment_intent": paid.payment.stripe_payment_intent_id,
+        "reason": "fraudulent",
+        "status": status,
+        "is_charge_refundable": False,
+        "evidence_details": {"due_by": 1793900000, "has_evidence": False, "past_due": False},
+        "balance_transactions": [],
+        "metadata": {},
+        "created": 1793100000,
+        "livemode": False,
+    }
