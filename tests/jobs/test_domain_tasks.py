@@ -153,3 +153,21 @@ async def test_prune_idempotency_keys_job_deletes_only_expired_keys(
     async with AsyncSession(queue_engine) as session:
         kept = (await session.execute(select(IdempotencyKey.key))).scalars().all()
     assert kept == ["fresh"]
+
+
+@pytest.mark.parametrize(
+    "task", ["auto_release", "retry_pending_transfers", "retry_failed_refunds"]
+)
+async def test_money_jobs_run_their_domain_function(
+    queue_engine: AsyncEngine,
+    database_url: str,
+    stripe_api: respx.MockRouter,
+    task: str,
+) -> None:
+    """Wiring: the job calls its function with the worker's sessionmaker, gateway, `now` and
+    settings (a wrong signature fails the job). Nothing is due, so nothing reaches Stripe; the
+    functions' behaviour is tested with their domains."""
+    job = await _run_periodic_job(queue_engine, database_url, task)
+
+    assert job["status"] == "succeeded"
+    assert stripe_api.calls.call_count == 0
