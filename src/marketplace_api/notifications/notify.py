@@ -23,9 +23,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import select
+from sqlalchemy import Result, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import Role, User
@@ -38,6 +38,16 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund
 from marketplace_api.transfers.models import Transfer
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.models import StripeEvent
+
+_Ts = TypeVarTuple("_Ts")
+
+
+async def _fresh(session: AsyncSession, statement: Select[*_Ts]) -> Result[*_Ts]:
+    """Rows as committed in this transaction: pending changes flushed first, and objects already
+    in the session refreshed (the caller may have changed them with a bulk UPDATE)."""
+    await session.flush()
+    return await session.execute(statement.execution_options(populate_existing=True))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -63,10 +73,11 @@ async def _items(
     session: AsyncSession, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     rows = (
-        await session.execute(
+        await _fresh(
+            session,
             select(OrderItem)
             .where(OrderItem.order_id.in_(order_ids))
-            .order_by(OrderItem.order_id, OrderItem.title, OrderItem.id)
+            .order_by(OrderItem.order_id, OrderItem.title, OrderItem.id),
         )
     ).scalars()
     items: dict[uuid.UUID, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
@@ -95,7 +106,7 @@ async def _vendor_contacts(
 
 
 async def _user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
+    return (await _fresh(session, select(User).where(User.id == user_id))).scalar_one_or_none()
 
 
 def _name(user: User) -> str:
@@ -112,7 +123,7 @@ async def _admin_emails(session: AsyncSession) -> list[str]:
 
 
 async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    return (await session.execute(select(Order).where(Order.id == order_id))).scalar_one_or_none()
+    return (await _fresh(session, select(Order).where(Order.id == order_id))).scalar_one_or_none()
 
 
 # --- buyer -----------------------------------------------------------------------------------
@@ -122,14 +133,14 @@ async def notify_order_paid(session: AsyncSession, payment_id: uuid.UUID) -> int
     """The buyer's receipt (every order of the payment: items, amounts, vendor) and a "new paid
     order" email to each vendor. Call when the payment has succeeded and its orders are paid."""
     payment = (
-        await session.execute(select(Payment).where(Payment.id == payment_id))
+        await _fresh(session, select(Payment).where(Payment.id == payment_id))
     ).scalar_one_or_none()
     if payment is None:
         return 0
     orders = list(
         (
-            await session.execute(
-                select(Order).where(Order.payment_id == payment_id).order_by(Order.id)
+            await _fresh(
+                session, select(Order).where(Order.payment_id == payment_id).order_by(Order.id)
             )
         ).scalars()
     )
@@ -183,7 +194,7 @@ async def notify_order_shipped(session: AsyncSession, order_id: uuid.UUID) -> in
     if buyer is None:
         return 0
     shipment = (
-        await session.execute(select(Shipment).where(Shipment.order_id == order_id))
+        await _fresh(session, select(Shipment).where(Shipment.order_id == order_id))
     ).scalar_one_or_none()
     vendors = await _vendor_contacts(session, [order.vendor_id])
     context = {
@@ -202,7 +213,7 @@ async def notify_refund_issued(session: AsyncSession, refund_id: uuid.UUID) -> i
     """The buyer's "refund issued": call when the refund row has succeeded (and the order's
     `amount_refunded` includes it)."""
     refund = (
-        await session.execute(select(Refund).where(Refund.id == refund_id))
+        await _fresh(session, select(Refund).where(Refund.id == refund_id))
     ).scalar_one_or_none()
     if refund is None:
         return 0
@@ -232,14 +243,15 @@ async def notify_refund_issued(session: AsyncSession, refund_id: uuid.UUID) -> i
 async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) -> int:
     """Each vendor of the disputed payment, with the evidence deadline."""
     dispute = (
-        await session.execute(select(Dispute).where(Dispute.id == dispute_id))
+        await _fresh(session, select(Dispute).where(Dispute.id == dispute_id))
     ).scalar_one_or_none()
     if dispute is None:
         return 0
     orders = list(
         (
-            await session.execute(
-                select(Order).where(Order.payment_id == dispute.payment_id).order_by(Order.id)
+            await _fresh(
+                session,
+                select(Order).where(Order.payment_id == dispute.payment_id).order_by(Order.id),
             )
         ).scalars()
     )
@@ -263,7 +275,7 @@ async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) ->
 
 async def _transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer | None:
     return (
-        await session.execute(select(Transfer).where(Transfer.id == transfer_id))
+        await _fresh(session, select(Transfer).where(Transfer.id == transfer_id))
     ).scalar_one_or_none()
 
 
@@ -290,7 +302,7 @@ async def notify_transfer_released(session: AsyncSession, transfer_id: uuid.UUID
 
 async def _vendor_by_account(session: AsyncSession, stripe_account_id: str) -> Vendor | None:
     return (
-        await session.execute(select(Vendor).where(Vendor.stripe_account_id == stripe_account_id))
+        await _fresh(session, select(Vendor).where(Vendor.stripe_account_id == stripe_account_id))
     ).scalar_one_or_none()
 
 
@@ -370,25 +382,24 @@ async def notify_transfer_failed(session: AsyncSession, transfer_id: uuid.UUID) 
     )
 
 
-async def notify_webhook_event_failed(
-    session: AsyncSession,
-    event_id: str,
-    *,
-    event_type: str,
-    attempts: int,
-    last_error: str | None,
-) -> int:
-    """Every active admin: a Stripe event failed for good (one email per event)."""
+async def notify_webhook_event_failed(session: AsyncSession, event_id: str) -> int:
+    """Every active admin: a stored Stripe event failed for good (one email per event). Call
+    when the event is moved to `failed`."""
+    event = (
+        await _fresh(session, select(StripeEvent).where(StripeEvent.id == event_id))
+    ).scalar_one_or_none()
+    if event is None:
+        return 0
     context = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "attempts": attempts,
-        "last_error": (last_error or "")[:500] or None,
+        "event_id": event.id,
+        "event_type": event.type,
+        "attempts": event.attempts,
+        "last_error": (event.last_error or "")[:500] or None,
     }
     return await _send(
         session,
         Kind.webhook_event_failed,
-        f"stripe_event:{event_id}",
+        f"stripe_event:{event.id}",
         await _admin_emails(session),
         context,
     )

@@ -61,7 +61,7 @@ def render(
     env = _environment()
     subject = env.from_string(KINDS[kind].subject).render(values)
     return RenderedEmail(
-        subject=" ".join(subject.split()),  # one line, whatever the values held
+        subject=" ".join(subject.splitlines()).strip(),  # one line, whatever the values held
         text=env.get_template(f"{kind.value}.txt").render(values),
         html=env.get_template(f"{kind.value}.html").render(values),
     )
