@@ -290,5 +290,7 @@ async def confirm_delivery(
         )
     except (OrderDisputed, RefundRequestOpen) as exc:
         await session.rollback()
+        order = await get_buyer_order(session, buyer_id, order_id)
+        await session.commit()
         return DeliveryOutcome(order, None, exc.code)
     return DeliveryOutcome(order, transfer, None)
