@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("stripe_id", sa.String(length=255), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("details", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -119,6 +120,7 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_money_movements")),
+        sa.UniqueConstraint("seq", name=op.f("uq_money_movements_seq")),
         sa.UniqueConstraint(
             "kind",
             "stripe_id",

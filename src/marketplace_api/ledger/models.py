@@ -33,6 +33,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     String,
     UniqueConstraint,
@@ -91,6 +92,8 @@ class MoneyMovement(UUIDPrimaryKey, Base):
     stripe_id: Mapped[str] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Insertion order: ties of `occurred_at` (one transaction) read back in the order written.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

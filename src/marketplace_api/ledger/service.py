@@ -161,6 +161,6 @@ async def payment_movements(session: AsyncSession, payment_id: uuid.UUID) -> lis
     result = await session.execute(
         select(MoneyMovement)
         .where(MoneyMovement.payment_id == payment_id)
-        .order_by(MoneyMovement.occurred_at, MoneyMovement.created_at, MoneyMovement.id)
+        .order_by(MoneyMovement.occurred_at, MoneyMovement.seq)
     )
     return list(result.scalars().all())
