@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.refunds import service
+from marketplace_api.refunds import sync
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 @handles("refund.created", "refund.updated", "refund.failed")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
-    refund = await service.apply_refund_object(
+    refund = await sync.apply_refund_object(
         session, dict(event.object), observed_at=event.created
     )
     if refund is None:
@@ -33,4 +33,4 @@ async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None
     refunds = (event.object.get("refunds") or {}).get("data") or []
     for refund in refunds:
         if isinstance(refund, dict):
-            await service.apply_refund_object(session, refund, observed_at=event.created)
+            await sync.apply_refund_object(session, refund, observed_at=event.created)

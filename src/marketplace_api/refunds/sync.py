@@ -1,0 +1,280 @@
+"""Stripe's view of a refund applied to ours (the create answer, `refund.*` and
+`charge.refunded` webhooks), and the helpers the refund flow shares with it.
+
+Never commits, never calls Stripe.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.config import ChargeType
+from marketplace_api.ledger import service as ledger
+from marketplace_api.ledger.models import MovementKind
+from marketplace_api.money import allocate
+from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.state import transition_orders
+from marketplace_api.payments.models import Payment
+from marketplace_api.refunds.models import (
+    Refund,
+    RefundOrigin,
+    RefundReason,
+    RefundRequest,
+    RefundRequestStatus,
+    RefundStatus,
+)
+from marketplace_api.refunds.state import FROM_STRIPE, transition_refund
+from marketplace_api.transfers.models import ReversalStatus, TransferReversal
+from marketplace_api.transfers.queries import fresh_payment, lock_order, refund_totals
+from marketplace_api.transfers.state import transition_reversal
+
+logger = logging.getLogger(__name__)
+
+
+def split_refund(order: Order, already_refunded: int, amount: int) -> tuple[int, int]:
+    """(vendor share, fee share) of refunding `amount` after `already_refunded`: the difference
+    of the order's exact split of the cumulative totals, so no minor unit is ever lost."""
+    weights = [order.vendor_amount, order.platform_fee]
+    before = allocate(already_refunded, weights)[0]
+    after = allocate(already_refunded + amount, weights)[0]
+    return after - before, amount - (after - before)
+
+
+async def get_refund(session: AsyncSession, refund_id: uuid.UUID) -> Refund:
+    result = await session.execute(
+        select(Refund).where(Refund.id == refund_id).execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
+
+
+async def reopen_request(session: AsyncSession, refund: Refund) -> None:
+    if refund.refund_request_id is not None:
+        await session.execute(
+            update(RefundRequest)
+            .where(
+                RefundRequest.id == refund.refund_request_id,
+                RefundRequest.status == RefundRequestStatus.approved,
+            )
+            .values(status=RefundRequestStatus.open, resolved_at=None, resolution_note=None)
+        )
+
+
+async def cancel_reversal_of(session: AsyncSession, refund_id: uuid.UUID, why: str) -> None:
+    reversal_id = (
+        await session.execute(
+            select(TransferReversal.id).where(TransferReversal.refund_id == refund_id)
+        )
+    ).scalar_one_or_none()
+    if reversal_id is not None:
+        await transition_reversal(
+            session,
+            reversal_id,
+            ReversalStatus.canceled,
+            values={"last_error": why, "next_attempt_at": None},
+        )
+
+
+# --- Stripe's view of a refund (create answer, refund.* and charge.refunded webhooks) ----------
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def _find_refund(session: AsyncSession, obj: dict[str, Any]) -> tuple[Refund | None, bool]:
+    """Our refund for a Stripe refund (locked), and whether the refund names one of ours."""
+    ours = _uuid((obj.get("metadata") or {}).get("refund_id"))
+    conditions = []
+    if ours is not None:
+        conditions.append(Refund.id == ours)
+    if obj.get("id"):
+        conditions.append(Refund.stripe_refund_id == str(obj["id"]))
+    if not conditions:
+        return None, False
+    result = await session.execute(
+        select(Refund)
+        .where(or_(*conditions))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalars().first(), ours is not None
+
+
+async def apply_refund_object(
+    session: AsyncSession, obj: dict[str, Any], *, observed_at: datetime
+) -> Refund | None:
+    """Bring our refund to what Stripe's refund object says, through the state machine.
+
+    A refund naming a row we do not have yet raises `RetryLater`; a refund made outside the API
+    on a single-order payment of ours is adopted (origin `stripe`); anything else is not ours
+    (None). Never commits, never calls Stripe.
+    """
+    from marketplace_api.webhooks.dispatch import RetryLater
+
+    refund, ours = await _find_refund(session, obj)
+    if refund is None:
+        if ours:
+            raise RetryLater(f"refund for {obj.get('id')} is not committed yet")
+        refund = await _adopt_external_refund(session, obj)
+        if refund is None:
+            return None
+    stripe_id = str(obj.get("id") or "") or None
+    if refund.stripe_refund_id is None and stripe_id:
+        refund.stripe_refund_id = stripe_id
+    target = FROM_STRIPE.get(str(obj.get("status") or ""))
+    if target is None or target is RefundStatus.pending:
+        await session.flush()
+        return refund
+    values: dict[str, Any] = {"next_attempt_at": None, "last_error": None}
+    if target is RefundStatus.succeeded:
+        values["succeeded_at"] = observed_at
+    else:
+        values["failure_reason"] = str(obj.get("failure_reason") or obj.get("status"))[:255]
+    await session.flush()
+    if await transition_refund(session, refund.id, target, values=values):
+        refund = await get_refund(session, refund.id)
+        if target is RefundStatus.succeeded:
+            await _on_succeeded(session, refund, obj, observed_at=observed_at)
+        else:
+            await cancel_reversal_of(session, refund.id, f"the refund {target.value}")
+            await reopen_request(session, refund)
+    elif refund.status is RefundStatus.succeeded and target is not RefundStatus.succeeded:
+        logger.error(
+            "a succeeded refund is now reported %s: check it in Stripe",
+            target.value,
+            extra={"refund_id": str(refund.id), "stripe_refund_id": stripe_id},
+        )
+    await session.flush()
+    return await get_refund(session, refund.id)
+
+
+async def _on_succeeded(
+    session: AsyncSession, refund: Refund, obj: dict[str, Any], *, observed_at: datetime
+) -> None:
+    """The money is on its way back: amounts, the order's status and the ledger, once (the
+    caller's conditional status change is the guard)."""
+    payment = await fresh_payment(session, refund.payment_id)
+    await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(amount_refunded=Payment.amount_refunded + refund.amount)
+        .execution_options(synchronize_session=False)
+    )
+    row = (
+        await session.execute(
+            update(Order)
+            .where(Order.id == refund.order_id)
+            .values(amount_refunded=Order.amount_refunded + refund.amount)
+            .returning(Order.amount, Order.amount_refunded, Order.status, Order.vendor_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).one()
+    amount, refunded, status, vendor_id = row
+    if status is not OrderStatus.disputed:
+        to = OrderStatus.refunded if refunded >= amount else OrderStatus.partially_refunded
+        await transition_orders(session, to, now=observed_at, order_ids=[refund.order_id])
+    stripe_id = str(refund.stripe_refund_id or obj.get("id"))
+    common: dict[str, Any] = {
+        "currency": refund.currency,
+        "occurred_at": observed_at,
+        "payment_id": refund.payment_id,
+        "order_id": refund.order_id,
+        "vendor_id": vendor_id,
+    }
+    await ledger.record(
+        session,
+        kind=MovementKind.refund,
+        amount=-refund.amount,
+        stripe_id=stripe_id,
+        details={"refund_id": str(refund.id), "reason": refund.reason.value},
+        **common,
+    )
+    if refund.fee_refunded:
+        await ledger.record(
+            session,
+            kind=MovementKind.refund_fee_share,
+            amount=-refund.fee_refunded,
+            stripe_id=stripe_id,
+            **common,
+        )
+    if payment.charge_type is not ChargeType.separate:
+        # Destination: `reverse_transfer` took it back (its own trr_ id); direct: the refund
+        # came out of the vendor's own balance.
+        taken_back = refund.amount - refund.fee_refunded
+        if taken_back:
+            reversal_id = obj.get("transfer_reversal")
+            await ledger.record(
+                session,
+                kind=MovementKind.transfer_reversal,
+                amount=-taken_back,
+                stripe_id=str(reversal_id) if isinstance(reversal_id, str) else stripe_id,
+                details={"refund_id": str(refund.id), "charge_type": payment.charge_type.value},
+                **common,
+            )
+
+
+async def _adopt_external_refund(session: AsyncSession, obj: dict[str, Any]) -> Refund | None:
+    """A refund made in the Stripe dashboard on one of our single-order payments: recorded so
+    amounts and the ledger stay true (no transfer reversal is made for it)."""
+    intent_id, charge_id, amount = obj.get("payment_intent"), obj.get("charge"), obj.get("amount")
+    if not isinstance(amount, int) or amount <= 0 or not (intent_id or charge_id):
+        return None
+    payment = (
+        await session.execute(
+            select(Payment).where(
+                or_(
+                    Payment.stripe_payment_intent_id == intent_id,
+                    Payment.stripe_charge_id == charge_id,
+                )
+            )
+        )
+    ).scalar_one_or_none()
+    if payment is None:
+        return None
+    orders = (
+        (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
+    )
+    if len(orders) != 1:
+        logger.error(
+            "refund made outside the API on a multi-vendor payment: record it by hand",
+            extra={"payment_id": str(payment.id), "stripe_refund_id": obj.get("id")},
+        )
+        return None
+    order = await lock_order(session, orders[0].id)
+    if order is None:  # pragma: no cover
+        return None
+    reserved, _ = await refund_totals(session, order.id)
+    amount = min(amount, order.amount - reserved)
+    if amount <= 0:
+        return None
+    vendor_share, fee_share = split_refund(order, reserved, amount)
+    reason = obj.get("reason")
+    refund = Refund(
+        id=uuid.uuid4(),
+        order_id=order.id,
+        payment_id=payment.id,
+        vendor_id=order.vendor_id,
+        amount=amount,
+        currency=order.currency,
+        vendor_share=vendor_share,
+        fee_share=fee_share,
+        fee_refunded=fee_share,
+        reason=RefundReason(str(reason))
+        if reason in RefundReason.__members__
+        else RefundReason.requested_by_customer,
+        origin=RefundOrigin.stripe,
+        status=RefundStatus.pending,
+        stripe_refund_id=str(obj.get("id")),
+    )
+    session.add(refund)
+    await session.flush()
+    return refund
