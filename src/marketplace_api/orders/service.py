@@ -178,11 +178,14 @@ async def payment_read(session: AsyncSession, payment: Payment) -> PaymentRead:
     )
 
 
-def ensure_cancellable(payment: Payment) -> None:
+def ensure_cancellable(payment: Payment) -> bool:
+    """True when the payment must be cancelled; False when it already ended without money
+    (cancelling again answers the current state); 409 when it is paid or in flight."""
     if payment.status in (PaymentStatus.canceled, PaymentStatus.expired, PaymentStatus.failed):
-        return  # already released: cancelling again answers the current state
+        return False
     if payment.status not in PAYABLE_STATUSES:
         raise OrderNotCancellable(
             f"The payment is {payment.status.value}; ask for a refund instead.",
             payment_status=payment.status.value,
         )
+    return True

@@ -262,8 +262,9 @@ async def create_checkout_session(
     """
     locked = await lock_payment(session, payment.id)
     if locked is None or locked.status not in PAYABLE_STATUSES:
+        current = locked.status.value if locked else "gone"
         await session.rollback()
-        raise PaymentNotPayable(f"The payment is {payment.status.value}.")
+        raise PaymentNotPayable(f"The payment is {current}.")
     payment = locked
     if (
         payment.checkout_session_id
@@ -271,12 +272,13 @@ async def create_checkout_session(
         and payment.checkout_session_expires_at
         and payment.checkout_session_expires_at > now + CHECKOUT_MARGIN
     ):
-        await session.rollback()
-        return CheckoutSessionResult(
+        open_session = CheckoutSessionResult(
             payment.checkout_session_url,
             payment.checkout_session_id,
             payment.checkout_session_expires_at,
         )
+        await session.commit()  # releases the lock; nothing changed
+        return open_session
     planned = payment.checkout_session_expires_at
     if (
         payment.checkout_session_id is not None

@@ -149,12 +149,14 @@ async def cancel_order(
 ) -> OrderRead:
     order = await service.get_buyer_order(session, buyer.id, order_id)
     payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
-    service.ensure_cancellable(payment)
-    try:
-        payment = await payments.cancel_payment(session, gateway, payment, now=datetime.now(UTC))
-    except PaymentNotPayable as exc:
-        raise OrderNotCancellable(exc.detail) from exc
-    service.ensure_cancellable(payment)
+    if service.ensure_cancellable(payment):
+        try:
+            payment = await payments.cancel_payment(
+                session, gateway, payment, now=datetime.now(UTC)
+            )
+        except PaymentNotPayable as exc:
+            raise OrderNotCancellable(exc.detail) from exc
+        service.ensure_cancellable(payment)
     order = await service.get_buyer_order(session, buyer.id, order_id)
     return (await service.order_reads(session, [order]))[0]
 
