@@ -171,8 +171,6 @@ async def place_orders(
     if total > STRIPE_MAX_AMOUNT:
         raise InvalidCartAmount(f"A payment cannot exceed {STRIPE_MAX_AMOUNT} minor units.")
 
-    await reserve_stock(session, quantities)  # raises OutOfStock; the caller rolls back
-
     payment_id = uuid.uuid4()
     single_vendor = vendors[0] if len(vendors) == 1 else None
     payment = Payment(
@@ -206,6 +204,10 @@ async def place_orders(
     session.add_all(items)
     if idempotency is not None:
         await idempotency.bind_resource(session, payment_id)
+    await session.flush()
+    # Last before COMMIT: the reservation's row lock on each listing is held for one round trip,
+    # so buyers of a popular listing queue behind each other as briefly as possible.
+    await reserve_stock(session, quantities)  # raises OutOfStock; the caller rolls back
     await session.commit()
     return payment
 
