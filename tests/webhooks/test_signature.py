@@ -219,3 +219,19 @@ async def test_verification_works_without_stripe_secret_key(
         response = await deliver(http, _unhandled())
     assert response.status_code == 200
     assert response.json()["status"] == "ignored"
+
+
+async def test_event_that_cannot_be_stored_is_a_503_so_stripe_retries(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from marketplace_api.webhooks import service
+
+    async def unavailable(*args: object, **kwargs: object) -> bool:
+        raise OperationalError("INSERT", {}, ConnectionRefusedError("db down"))
+
+    monkeypatch.setattr(service, "store_event", unavailable)
+    response = await deliver(client, _unhandled())
+    _assert_rejected(response, 503, "event_store_unavailable")
+    assert response.headers["Retry-After"] == "5"

@@ -103,8 +103,15 @@ def test_event_types_are_split_between_platform_and_connect(recorder: Recorder) 
     for event_type in ("transfer.created", "transfer.reversed", "application_fee.refunded"):
         assert event_type in platform
         assert event_type not in connect
-    # ...and charges (destination on the platform, direct on the account) on both.
-    for event_type in ("charge.refunded", "refund.updated", "charge.dispute.created"):
+    # ...and payments (destination/separate on the platform, direct on the account) on both.
+    for event_type in (
+        "payment_intent.succeeded",
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "charge.refunded",
+        "refund.updated",
+        "charge.dispute.created",
+    ):
         assert event_type in platform
         assert event_type in connect
     assert set(UPCOMING_EVENT_TYPES) <= platform | connect
