@@ -501,7 +501,6 @@ class StripeGateway:
         )
         return refund.to_dict()
 
-
     # --- webhooks and reconciliation: events, webhook endpoints, retrieval --------------------
     # Signature verification is `verify_event` below (module level: it needs only the signing
     # secrets, so webhooks are verified even when STRIPE_SECRET_KEY is unset).
