@@ -23,6 +23,7 @@ import stripe
 
 from marketplace_api.config import Settings
 from marketplace_api.errors import Conflict, ProblemError, ServiceUnavailable
+from marketplace_api.metrics import stripe_call
 from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,22 @@ class CardDeclined(ProblemError):
     title = "The card was declined"
 
 
+class _FormContentHTTPXClient(stripe.HTTPXClient):
+    """stripe 16.1 hands httpx the encoded form as `data=<str>`, which httpx 0.28 deprecates (a
+    later httpx refuses it); send the same bytes as `content=` instead."""
+
+    def _get_request_args_kwargs(  # type: ignore[no-untyped-def]
+        self, method: str, url: str, headers: Any, post_data
+    ):
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if isinstance(data, str | bytes):
+            kwargs["content"] = data
+        elif data:
+            kwargs["data"] = data
+        return args, kwargs
+
+
 def build_stripe_client(settings: Settings) -> stripe.StripeClient | None:
     if settings.stripe_secret_key is None:
         return None
@@ -94,7 +111,7 @@ def build_stripe_client(settings: Settings) -> stripe.StripeClient | None:
             "connect": settings.stripe_connect_api_base,
         },
         max_network_retries=settings.stripe_max_network_retries,
-        http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
+        http_client=_FormContentHTTPXClient(timeout=settings.stripe_timeout_seconds),
     )
 
 
@@ -136,19 +153,16 @@ class StripeGateway:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
 
-    @property
-    def client(self) -> stripe.StripeClient:
-        return self._client
-
-    def construct_event(
-        self, payload: bytes, signature_header: str, secret: str, tolerance: int
-    ) -> stripe.Event:
-        return self._client.construct_event(payload, signature_header, secret, tolerance)
-
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
-        """Await one Stripe call; a Stripe exception leaves as our problem (`map_stripe_error`)."""
+        """Await one Stripe call; a Stripe exception leaves as our problem (`map_stripe_error`).
+
+        Each call is timed and counted for /metrics by its SDK method, e.g. `PaymentIntent.create`.
+        """
+        qualname = getattr(awaitable, "__qualname__", "stripe")
+        operation = qualname.replace("Service.", ".").removesuffix("_async")
         try:
-            return await awaitable
+            with stripe_call(operation):
+                return await awaitable
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from exc
 
