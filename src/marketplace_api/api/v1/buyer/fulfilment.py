@@ -13,6 +13,7 @@ from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShipped
 from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
 from marketplace_api.orders.exceptions import OrderNotFound
+from marketplace_api.payments.stripe_gateway import StripeNotConfigured
 from marketplace_api.refunds import requests
 from marketplace_api.refunds.exceptions import NothingToRefund, RefundRequestExists
 from marketplace_api.refunds.schemas import RefundRequestCreate, RefundRequestRead
@@ -30,7 +31,9 @@ router = APIRouter(prefix="/orders", tags=["buyer"])
         "(one transfer per order, however often it is called), unless a dispute or the buyer's "
         "own refund request is open (`release_blocked_by`)."
     ),
-    responses=problem_responses(OrderNotFound, OrderNotShipped, OrderNotReleasable),
+    responses=problem_responses(
+        OrderNotFound, OrderNotShipped, OrderNotReleasable, StripeNotConfigured
+    ),
 )
 async def confirm_delivery(
     order_id: uuid.UUID, session: SessionDep, state: AppStateDep, buyer: CurrentBuyer
