@@ -376,3 +376,21 @@ async def test_vendor_cannot_refund_another_vendors_order_and_buyers_cannot_refu
     assert as_buyer.status_code == 403
     assert not stripe_api.calls
     assert re.fullmatch(r"order_not_found", other.json()["code"])
+
+
+async def test_admin_refund_of_a_multi_vendor_payment_needs_the_order_for_a_partial_amount(
+    client: httpx.AsyncClient, session: AsyncSession, admin: AuthUser, stripe_api: respx.MockRouter
+) -> None:
+    paid = await make_paid(session, charge_type=ChargeType.separate, amounts=(1000, 3000))
+    route = stripe_api.post("/v1/refunds").mock(side_effect=refund_handler())
+    url = f"/v1/admin/payments/{paid.payment.id}/refunds"
+    ambiguous = await client.post(url, json={"amount": 100}, headers=admin.headers)
+    assert ambiguous.status_code == 422
+    assert ambiguous.json()["code"] == "order_required"
+    everything = await client.post(url, json={}, headers=admin.headers)
+    assert everything.status_code == 201
+    made = everything.json()["refunds"]
+    assert sorted(r["amount"] for r in made) == [1000, 3000]
+    assert {form(c.request)["metadata[order_id]"] for c in route.calls} == {
+        str(o.id) for o in paid.orders
+    }

@@ -228,3 +228,19 @@ def _sessionmaker(session: AsyncSession) -> object:
         yield session
 
     return make
+
+
+async def test_a_multi_vendor_payment_gets_one_transfer_per_vendor_order(
+    client: httpx.AsyncClient, session: AsyncSession, admin: AuthUser, stripe_api: respx.MockRouter
+) -> None:
+    paid = await make_paid(session, amounts=(1000, 2500))
+    route = stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
+    for order in paid.orders:
+        response = await client.post(f"/v1/admin/orders/{order.id}/release", headers=admin.headers)
+        assert response.status_code == 200
+    sent = sorted((form(c.request)["destination"], form(c.request)["amount"]) for c in route.calls)
+    assert sent == sorted(
+        [(paid.vendors[0].stripe_account_id, "900"), (paid.vendors[1].stripe_account_id, "2250")]
+    )
+    groups = {form(c.request)["transfer_group"] for c in route.calls}
+    assert groups == {f"payment_{paid.payment.id}"}
