@@ -28,6 +28,10 @@ from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
 
 logger = logging.getLogger(__name__)
 
+# At DEBUG the SDK logs whole request and response bodies: client secrets, e-mail addresses,
+# metadata. Never below INFO, whatever LOG_LEVEL says (tests/security/test_logs_hold_no_secrets).
+logging.getLogger("stripe").setLevel(logging.INFO)
+
 _T = TypeVar("_T")
 
 STRIPE_API_VERSION = stripe.api_version
