@@ -93,3 +93,29 @@ async def test_disabled_rate_limit_never_refuses(
     ) as http:
         statuses = {(await _login(http)).status_code for _ in range(3)}
     assert statuses == {401}
+
+
+async def test_checkout_is_rate_limited_per_buyer(
+    engine: AsyncEngine, session: AsyncSession, database_url: str
+) -> None:
+    from marketplace_api.accounts.models import Role, User
+    from marketplace_api.accounts.security import create_access_token
+
+    settings = make_settings(database_url, rate_limit_checkout="2/minute")
+    users = [User(email=f"rl-{i}@example.com", password_hash="x", role=Role.buyer) for i in (1, 2)]
+    session.add_all(users)
+    await session.commit()
+    a, b = (
+        {"Authorization": f"Bearer {create_access_token(settings, u.id, u.role)}"} for u in users
+    )
+    async with await _client(
+        engine, session, database_url, RateLimiter(), rate_limit_checkout="2/minute"
+    ) as http:
+        empty = {"items": []}
+        first = [
+            (await http.post("/v1/buyer/orders", json=empty, headers=a)).status_code
+            for _ in range(3)
+        ]
+        other = (await http.post("/v1/buyer/orders", json=empty, headers=b)).status_code
+    assert first == [422, 422, 429]
+    assert other == 422  # the budget is the buyer's, not shared with other buyers

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # --- money ----------------------------------------------------------------------------
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000)
     default_charge_type: ChargeType = ChargeType.destination
+    # Destination charges with `on_behalf_of` = the vendor: the vendor is the settlement merchant
+    # (its statement descriptor and country's fees). Needs card_payments on the vendor's account.
+    destination_on_behalf_of: bool = False
     reservation_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600)
 
     # --- after the payment: release, refunds, disputes --------------------------------------

@@ -50,9 +50,8 @@ CHECKOUT_MARGIN = timedelta(minutes=2)  # time between our computation and Strip
 
 
 def on_behalf_of_enabled(settings: Settings) -> bool:
-    """Destination charges with `on_behalf_of` = the vendor (vendor is the settlement merchant).
-    Off by default; a `destination_on_behalf_of` setting turns it on where one exists."""
-    return bool(getattr(settings, "destination_on_behalf_of", False))
+    """Destination charges with `on_behalf_of` = the vendor (`DESTINATION_ON_BEHALF_OF`)."""
+    return settings.destination_on_behalf_of
 
 
 async def _orders_of(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:

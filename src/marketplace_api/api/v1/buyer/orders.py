@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep
+from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.exceptions import (
     IdempotencyKeyInUse,
@@ -46,6 +46,7 @@ from marketplace_api.payments.stripe_gateway import (
     StripeRequestRejected,
     StripeUnavailable,
 )
+from marketplace_api.ratelimit import RateLimited
 
 router = APIRouter(prefix="/orders", tags=["buyer"])
 
@@ -80,8 +81,10 @@ STRIPE_ERRORS = (
         IdempotencyKeyReused,
         InvalidIdempotencyKey,
         PaymentNotPayable,
+        RateLimited,
         *STRIPE_ERRORS,
     ),
+    dependencies=[rate_limit("checkout")],
 )
 async def create_order(
     body: CheckoutCreate,
