@@ -2,7 +2,8 @@
 
 `notifications`: one row per email (UNIQUE dedupe_key: never sent twice for one cause).
 `order_events`: the history of each order's visible state, written by triggers on `orders` (status
-or fulfilment status changed) and `payments` (status changed: one row per order of the payment).
+or fulfilment status changed) and `payments` (status or failure code changed: one row per order of
+the payment).
 Each trigger calls `pg_notify('order_events', '<order_id>:<event id>')`; PostgreSQL delivers it at
 commit, so the SSE streams (`marketplace_api.live`) only ever push committed changes, whatever
 code path made them.
@@ -29,8 +30,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     event_id bigint;
 BEGIN
-    INSERT INTO order_events (order_id, payment_id, kind, status, fulfilment_status, payment_status)
-    SELECT NEW.id, NEW.payment_id, 'order', NEW.status, NEW.fulfilment_status, p.status
+    INSERT INTO order_events
+        (order_id, payment_id, kind, status, fulfilment_status, payment_status,
+         payment_failure_code)
+    SELECT NEW.id, NEW.payment_id, 'order', NEW.status, NEW.fulfilment_status, p.status,
+           p.failure_code
     FROM payments p WHERE p.id = NEW.payment_id
     RETURNING id INTO event_id;
     PERFORM pg_notify('order_events', NEW.id::text || ':' || event_id::text);
@@ -47,8 +51,10 @@ DECLARE
 BEGIN
     FOR event IN
         INSERT INTO order_events
-            (order_id, payment_id, kind, status, fulfilment_status, payment_status)
-        SELECT o.id, NEW.id, 'payment', o.status, o.fulfilment_status, NEW.status
+            (order_id, payment_id, kind, status, fulfilment_status, payment_status,
+             payment_failure_code)
+        SELECT o.id, NEW.id, 'payment', o.status, o.fulfilment_status, NEW.status,
+               NEW.failure_code
         FROM orders o WHERE o.payment_id = NEW.id
         RETURNING order_events.id, order_events.order_id
     LOOP
@@ -70,9 +76,10 @@ EXECUTE FUNCTION marketplace_order_event_from_order();
 
 PAYMENT_TRIGGER = """
 CREATE TRIGGER payments_order_events
-AFTER UPDATE OF status ON payments
+AFTER UPDATE OF status, failure_code ON payments
 FOR EACH ROW
-WHEN (OLD.status IS DISTINCT FROM NEW.status)
+WHEN (OLD.status IS DISTINCT FROM NEW.status
+      OR (NEW.failure_code IS NOT NULL AND OLD.failure_code IS DISTINCT FROM NEW.failure_code))
 EXECUTE FUNCTION marketplace_order_event_from_payment();
 """
 
@@ -133,6 +140,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=24), nullable=False),
         sa.Column("fulfilment_status", sa.String(length=16), nullable=False),
         sa.Column("payment_status", sa.String(length=24), nullable=False),
+        sa.Column("payment_failure_code", sa.String(length=255), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -153,9 +161,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_events")),
     )
-    op.create_index(
-        "ix_order_events_order_id_id", "order_events", ["order_id", "id"], unique=False
-    )
+    op.create_index("ix_order_events_order_id_id", "order_events", ["order_id", "id"], unique=False)
     op.execute(ORDER_EVENT_FROM_ORDER)
     op.execute(ORDER_EVENT_FROM_PAYMENT)
     op.execute(ORDER_TRIGGER)

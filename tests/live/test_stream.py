@@ -63,6 +63,7 @@ async def test_buyer_stream_receives_payment_success_within_a_second_from_anothe
             "status": "pending_payment",
             "fulfilment_status": "unfulfilled",
             "payment_status": "requires_payment",
+            "payment_failure_code": None,
             "at": current.data["at"] if current.data else None,
         }
         await asyncio.wait_for(watcher.broadcaster.connected.wait(), 5)  # type: ignore[union-attr]
@@ -311,3 +312,43 @@ async def test_triggers_record_order_and_payment_changes(
         ("order", "paid", "unfulfilled", "succeeded"),
         ("order", "paid", "shipped", "succeeded"),
     ]
+
+
+async def test_processing_then_declined_payment_is_pushed_with_the_failure_code(
+    serve: Serve, make_committed_user: MakeUser, committed_order: CommittedOrder
+) -> None:
+    buyer = await make_committed_user(Role.buyer)
+    placed = await committed_order(buyer.user)
+    server = await serve()
+
+    def intent_event(type_: str, status: str, error: dict[str, str] | None) -> dict[str, object]:
+        evt = succeeded_event(placed)
+        evt["type"] = type_
+        intent = evt["data"]["object"]  # type: ignore[index]
+        intent.update(status=status, latest_charge=None, last_payment_error=error)
+        return evt
+
+    path = f"/v1/buyer/orders/{placed.order.id}/events"
+    async with open_stream(server.base_url, path, buyer.headers) as (_, sse):
+        await sse.next_event()
+        await asyncio.wait_for(server.broadcaster.connected.wait(), 5)  # type: ignore[union-attr]
+        await deliver_webhook(
+            server.base_url, intent_event("payment_intent.processing", "processing", None)
+        )
+        processing = await sse.next_event(within=1)
+        declined_event = intent_event(
+            "payment_intent.payment_failed",
+            "requires_payment_method",
+            {"type": "card_error", "code": "card_declined", "message": "Your card was declined."},
+        )
+        await deliver_webhook(server.base_url, declined_event)
+        declined = await sse.next_event(within=1)
+
+    assert processing.data is not None
+    assert (processing.data["status"], processing.data["payment_status"]) == (
+        "pending_payment",
+        "processing",
+    )
+    assert declined.data is not None
+    assert declined.data["payment_status"] == "requires_payment"
+    assert declined.data["payment_failure_code"] == "card_declined"

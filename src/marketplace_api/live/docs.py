@@ -18,13 +18,15 @@ Each change is one event:
 id: 42
 event: order.status
 data: {"order_id": "6f1c…", "status": "paid", "fulfilment_status": "unfulfilled",
-       "payment_status": "succeeded", "at": "2026-11-22T03:40:00.123456+00:00"}
+       "payment_status": "succeeded", "payment_failure_code": null,
+       "at": "2026-11-22T03:40:00.123456+00:00"}
 ```
 
 * `status`: `pending_payment`, `paid`, `partially_refunded`, `refunded`, `disputed`, `cancelled`,
   `expired`, `failed`; `fulfilment_status`: `unfulfilled`, `shipped`, `delivered`;
   `payment_status`: `requires_payment`, `requires_action`, `processing`, `succeeded`,
-  `canceled`, `expired`, `failed` (a failed attempt shows as `processing` → `requires_payment`).
+  `canceled`, `expired`, `failed`. A declined attempt shows as `payment_status:
+  requires_payment` with `payment_failure_code` (e.g. `card_declined`): the buyer may try again.
 * The first event is the current state. Its `id` is the order's newest event id (`0` if none).
 * Reconnect with `Last-Event-ID: <id of the last event received>` (EventSource does it by itself):
   the stream replays every change after that id instead of the current state, so nothing is

@@ -1,8 +1,9 @@
 """`order_events`: the history of an order's visible state, written only by database triggers.
 
 A row is a snapshot after a change: the order's status and fulfilment status and its payment's
-status. `id` (a sequence) is the SSE event id: a client reconnecting with `Last-Event-ID: <id>`
-gets every row of its order with a greater id.
+status and failure code (a failed attempt leaves the payment payable, with the decline code).
+`id` (a sequence) is the SSE event id: a client reconnecting with `Last-Event-ID: <id>` gets every
+row of its order with a greater id.
 """
 
 from __future__ import annotations
@@ -30,4 +31,6 @@ class OrderEvent(Base):
     status: Mapped[str] = mapped_column(String(24))
     fulfilment_status: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(24))
+    # Why the last payment attempt failed (e.g. `card_declined`), while the buyer may retry.
+    payment_failure_code: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

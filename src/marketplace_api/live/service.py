@@ -27,6 +27,7 @@ class OrderState:
     status: str
     fulfilment_status: str
     payment_status: str
+    payment_failure_code: str | None
     at: datetime
 
     @classmethod
@@ -37,6 +38,7 @@ class OrderState:
             status=event.status,
             fulfilment_status=event.fulfilment_status,
             payment_status=event.payment_status,
+            payment_failure_code=event.payment_failure_code,
             at=event.created_at,
         )
 
@@ -73,6 +75,7 @@ async def current_state(session: AsyncSession, order_id: uuid.UUID) -> OrderStat
                 Order.status,
                 Order.fulfilment_status,
                 Payment.status,
+                Payment.failure_code,
                 Order.status_updated_at,
             )
             .join(Payment, Payment.id == Order.payment_id)
@@ -81,13 +84,14 @@ async def current_state(session: AsyncSession, order_id: uuid.UUID) -> OrderStat
     ).one_or_none()
     if row is None:
         return None
-    event_id, status, fulfilment, payment_status, at = row
+    event_id, status, fulfilment, payment_status, failure_code, at = row
     return OrderState(
         event_id=int(event_id),
         order_id=order_id,
         status=str(status),
         fulfilment_status=str(fulfilment),
         payment_status=str(payment_status),
+        payment_failure_code=failure_code,
         at=at,
     )
 

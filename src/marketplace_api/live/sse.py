@@ -7,7 +7,8 @@ retry: 3000
 id: 42
 event: order.status
 data: {"order_id": "…", "status": "paid", "fulfilment_status": "unfulfilled",
-       "payment_status": "succeeded", "at": "2026-11-22T03:40:00.123456+00:00"}
+       "payment_status": "succeeded", "payment_failure_code": null,
+       "at": "2026-11-22T03:40:00.123456+00:00"}
 
 : ping
 ```
@@ -43,6 +44,7 @@ def format_event(state: OrderState) -> str:
         "status": state.status,
         "fulfilment_status": state.fulfilment_status,
         "payment_status": state.payment_status,
+        "payment_failure_code": state.payment_failure_code,
         "at": state.at.isoformat(),
     }
     return f"id: {state.event_id}\nevent: {EVENT_NAME}\ndata: {json.dumps(data)}\n\n"
