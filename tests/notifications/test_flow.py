@@ -70,9 +70,7 @@ async def test_paid_shipped_refunded_emails_once_each(
     )
     assert shipped.status_code == 200, shipped.text
     await drain(settings)
-    [shipped_email] = [
-        m for m in smtp.inbox.to(buyer.user.email) if "shipped" in str(m["Subject"])
-    ]
+    [shipped_email] = [m for m in smtp.inbox.to(buyer.user.email) if "shipped" in str(m["Subject"])]
     text_part = shipped_email.get_body(("plain",))
     assert text_part is not None
     assert "Tracking number: 1Z999AA10123456784" in text_part.get_content()

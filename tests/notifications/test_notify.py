@@ -189,13 +189,12 @@ async def test_vendor_account_and_admin_webhook_emails(
     assert await n.notify_payout_failed(session, str(vendor.stripe_account_id), payout) == 0
     assert await n.notify_payout_failed(session, "acct_unknown", payout) == 0
 
-    assert (
-        await n.notify_requirements_due(session, vendor.id, source="evt_a", currently_due=[]) == 0
-    )
-    due = await n.notify_requirements_due(
-        session, vendor.id, source="evt_a", currently_due=["external_account"]
-    )
-    assert due == 1
+    assert await n.notify_requirements_due(session, vendor.id) == 0  # nothing due
+    vendor.requirements_currently_due = ["external_account", "tos_acceptance.date"]
+    requirements = {"current_deadline": 1796000000}
+    assert await n.notify_requirements_due(session, vendor.id, requirements=requirements) == 1
+    # The same requirements again (another account.updated): nothing new.
+    assert await n.notify_requirements_due(session, vendor.id, requirements=requirements) == 0
 
     session.add(
         StripeEvent(
@@ -213,6 +212,9 @@ async def test_vendor_account_and_admin_webhook_emails(
     assert await n.notify_webhook_event_failed(session, "evt_broken") == 0
 
     rows = await notifications(session)
+    [due_row] = [r for r in rows if r.kind == "requirements_due"]
+    assert due_row.context["currently_due"] == ["external_account", "tos_acceptance.date"]
+    assert due_row.context["deadline"] == "2026-11-30T00:53:20+00:00"
     assert sorted((r.kind, r.recipient) for r in rows) == sorted(
         [
             ("payout_failed", placed.vendor_email),

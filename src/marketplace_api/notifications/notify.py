@@ -11,7 +11,7 @@ dedupe key from a stable source, so calling it again for the same cause sends no
 | `notify_dispute_opened`      | vendors           | `dispute:<id>`                    |
 | `notify_transfer_released`   | vendor            | `transfer:<id>`                   |
 | `notify_payout_failed`       | vendor            | `payout:<po_…>`                   |
-| `notify_requirements_due`    | vendor            | the Stripe event id               |
+| `notify_requirements_due`    | vendor            | `vendor:<id>:requirements:<hash>` |
 | `notify_transfer_failed`     | admins            | `transfer:<id>`                   |
 | `notify_webhook_event_failed`| admins            | `stripe_event:<evt_…>`            |
 
@@ -20,9 +20,10 @@ Each returns how many notifications it created (0 for a repeat, or when the rows
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import Result, Select, select
@@ -333,25 +334,36 @@ async def notify_requirements_due(
     session: AsyncSession,
     vendor_id: uuid.UUID,
     *,
-    source: str,
-    currently_due: Sequence[str],
-    past_due: Sequence[str] = (),
-    deadline: datetime | None = None,
+    requirements: Mapping[str, Any] | None = None,
 ) -> int:
-    """The vendor's "Stripe needs more information" (`source`: the `account.updated` event id).
-    Nothing is sent when nothing is due."""
+    """The vendor's "Stripe needs more information": what is currently (and past) due on the
+    vendor row, and the deadline from Stripe's `account.requirements` when given. Call after an
+    account snapshot was applied. One email per distinct set of due requirements (an account
+    updated ten times with the same requirements sends one); nothing when nothing is due."""
+    vendor = (
+        await _fresh(session, select(Vendor).where(Vendor.id == vendor_id))
+    ).scalar_one_or_none()
+    if vendor is None:
+        return 0
+    currently_due = sorted(vendor.requirements_currently_due or [])
+    past_due = sorted(vendor.requirements_past_due or [])
     if not currently_due and not past_due:
         return 0
     contacts = await _vendor_contacts(session, [vendor_id])
-    if vendor_id not in contacts:
-        return 0
     vendor_name, vendor_email = contacts[vendor_id]
+    deadline = (requirements or {}).get("current_deadline")
     context = {
         "vendor_name": vendor_name,
-        "currently_due": list(currently_due),
-        "past_due": list(past_due),
-        "deadline": _iso(deadline),
+        "currently_due": currently_due,
+        "past_due": past_due,
+        "deadline": (
+            datetime.fromtimestamp(deadline, UTC).isoformat()
+            if isinstance(deadline, int) and not isinstance(deadline, bool)
+            else None
+        ),
     }
+    digest = hashlib.sha256("|".join([*currently_due, "#", *past_due]).encode()).hexdigest()
+    source = f"vendor:{vendor_id}:requirements:{digest[:16]}"
     return await _send(session, Kind.requirements_due, source, [vendor_email], context)
 
 
