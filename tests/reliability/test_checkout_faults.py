@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.catalog.models import Listing
-from marketplace_api.deps import AppState
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
@@ -45,11 +44,6 @@ from tests.reliability.faults import (
 pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 STOCK = 3
-
-
-def gateway(app_state: AppState) -> StripeGateway:
-    assert app_state.stripe is not None
-    return app_state.stripe
 
 
 async def stock(session: AsyncSession, listing_id: uuid.UUID) -> int:
@@ -145,7 +139,7 @@ async def test_checkout_nobody_retries_then_the_expiry_job_restores_the_stock(
     client: httpx.AsyncClient,
     session: AsyncSession,
     buyer: AuthUser,
-    app_state: AppState,
+    gateway: StripeGateway,
     stripe_api: respx.MockRouter,
 ) -> None:
     """The other path out of a failed create: no PaymentIntent was recorded (its client secret
@@ -156,12 +150,12 @@ async def test_checkout_nobody_retries_then_the_expiry_job_restores_the_stock(
     assert failed.status_code == 503
     payment = await only_payment(session)
 
-    early = await expire_reservations(session, gateway(app_state), now=datetime.now(UTC))
+    early = await expire_reservations(session, gateway, now=datetime.now(UTC))
     assert early == 0
     assert await stock(session, listing_id) == STOCK - 1
 
     later = payment.reservation_expires_at + timedelta(seconds=1)
-    assert await expire_reservations(session, gateway(app_state), now=later) == 1
+    assert await expire_reservations(session, gateway, now=later) == 1
 
     payment = await only_payment(session)
     assert payment.status is PaymentStatus.expired
@@ -225,7 +219,7 @@ async def test_expiry_job_cancel_fault_leaves_the_payment_for_the_next_run(
     client: httpx.AsyncClient,
     session: AsyncSession,
     buyer: AuthUser,
-    app_state: AppState,
+    gateway: StripeGateway,
     stripe_api: respx.MockRouter,
 ) -> None:
     listing_id, payment, _ = await _placed(client, session, buyer, stripe_api)
@@ -235,12 +229,12 @@ async def test_expiry_job_cancel_fault_leaves_the_payment_for_the_next_run(
     after_expiry = payment.reservation_expires_at + timedelta(seconds=1)
 
     # The job reports it (0 expired, a warning logged) and keeps the payment for its next run.
-    assert await expire_reservations(session, gateway(app_state), now=after_expiry) == 0
+    assert await expire_reservations(session, gateway, now=after_expiry) == 0
     payment = await only_payment(session)
     assert payment.status is PaymentStatus.requires_payment
     assert await stock(session, listing_id) == STOCK - 1
 
-    assert await expire_reservations(session, gateway(app_state), now=after_expiry) == 1
+    assert await expire_reservations(session, gateway, now=after_expiry) == 1
 
     assert keys(route) == [f"payment:{payment.id}:cancel"] * 2
     assert successes(route) == 1
@@ -249,7 +243,7 @@ async def test_expiry_job_cancel_fault_leaves_the_payment_for_the_next_run(
     assert await order_statuses(session, payment.id) == {OrderStatus.expired}
     assert await stock(session, listing_id) == STOCK
     # A third run finds nothing to do and calls Stripe no more.
-    assert await expire_reservations(session, gateway(app_state), now=after_expiry) == 0
+    assert await expire_reservations(session, gateway, now=after_expiry) == 0
     assert route.call_count == 2
 
 
