@@ -1,0 +1,258 @@
+"""Stripe did the work, then the process died before the COMMIT that records it.
+
+`crash_on_commit` makes the commit after Stripe's 200 fail (`SimulatedCrash`), so the answer is
+lost exactly as it would be if the process died. Then the design's repair path runs — the client's
+retry with the same `Idempotency-Key` (checkout), the retry jobs (transfers, refunds) or the
+webhook Stripe sends anyway — and the test checks that the row ends with the object Stripe made
+the first time, that any second POST carried the same idempotency key (Stripe replays the same
+object, which the mocks model by deriving the id from the key), and that the money moved once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketplace_api.config import Settings
+from marketplace_api.idempotency.models import IdempotencyKey
+from marketplace_api.ledger.models import MoneyMovement, MovementKind
+from marketplace_api.orders.models import Order
+from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.refunds.models import Refund, RefundStatus
+from marketplace_api.refunds.service import retry_failed_refunds
+from marketplace_api.transfers import attempts
+from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
+from marketplace_api.vendors.models import Vendor
+from tests.conftest import AuthUser
+from tests.fixtures.stripe import event
+from tests.ledger.factories import (
+    ALLOW_STRIPE_FORM_WARNING,
+    NOW,
+    deliver,
+    make_paid,
+    refund_handler,
+    transfer_handler,
+)
+from tests.orders.factories import make_listing, make_vendor
+from tests.orders.stripe_mocks import create_intent_handler, mock_create_intent
+from tests.reliability.faults import SimulatedCrash, arming, crash_on_commit, keys, successes
+from tests.reliability.test_vendor_faults import account_handler, link_handler
+from tests.vendors import factories as vendor_factories
+
+pytestmark = ALLOW_STRIPE_FORM_WARNING
+
+REPAIRS = ["job", "webhook"]
+
+
+async def movements(session: AsyncSession, kind: MovementKind) -> list[tuple[int, str | None]]:
+    rows = await session.execute(
+        select(MoneyMovement.amount, MoneyMovement.stripe_id).where(MoneyMovement.kind == kind)
+    )
+    return [(int(a), s) for a, s in rows.all()]
+
+
+async def count(session: AsyncSession, model: type) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# --- checkout: the PaymentIntent was created, its id was not recorded -------------------------
+
+
+async def test_checkout_crash_after_the_intent_is_created_is_resumed_by_the_clients_retry(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    vendor = await make_vendor(session)
+    listing = await make_listing(session, vendor, price=2500, stock=3)
+    body = {"items": [{"listing_id": str(listing.id), "quantity": 1}]}
+    headers = {**buyer.headers, "Idempotency-Key": f"checkout-{uuid.uuid4()}"}
+    buyer_id = buyer.id  # the crash's rollback expires the ORM objects of the session
+
+    with crash_on_commit(session) as crash:
+        route = mock_create_intent(stripe_api, side_effect=arming(create_intent_handler, crash))
+        with pytest.raises(SimulatedCrash):
+            await client.post("/v1/buyer/orders", json=body, headers=headers)
+        assert crash.fired == 1
+    await session.rollback()
+    created_at_stripe = route.calls.last.response.json()["id"]
+
+    payment = (
+        await session.execute(select(Payment).execution_options(populate_existing=True))
+    ).scalar_one()
+    assert payment.status is PaymentStatus.requires_payment
+    assert payment.stripe_payment_intent_id is None  # the answer was lost
+    # A dead process never unlocks its Idempotency-Key: a retry at once is told to wait ...
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == buyer_id)
+        .values(locked_at=datetime.now(UTC))
+    )
+    await session.commit()
+    busy = await client.post("/v1/buyer/orders", json=body, headers=headers)
+    assert busy.status_code == 409
+    assert busy.json()["code"] == "idempotency_key_in_use"
+    # ... and once the lock is older than LOCK_TIMEOUT, the retry takes over and resumes.
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == buyer_id)
+        .values(locked_at=datetime.now(UTC) - timedelta(minutes=3))
+    )
+    await session.commit()
+
+    retried = await client.post("/v1/buyer/orders", json=body, headers=headers)
+
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["payment_id"] == str(payment.id)
+    assert keys(route) == [f"payment:{payment.id}:create"] * 2
+    await session.refresh(payment)
+    assert payment.stripe_payment_intent_id == created_at_stripe  # the same PaymentIntent
+    assert await count(session, Payment) == 1
+
+
+# --- release: the transfer was made, the row still says pending -------------------------------
+
+
+@pytest.mark.parametrize("repair", REPAIRS)
+async def test_release_crash_after_the_transfer_is_made_is_repaired_without_a_second_transfer(
+    repair: str,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    stripe_api: respx.MockRouter,
+) -> None:
+    paid = await make_paid(session)
+    order_id = paid.order.id
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post("/v1/transfers").mock(side_effect=arming(transfer_handler, crash))
+        with pytest.raises(SimulatedCrash):
+            await transfers.release_order(
+                session, gateway, order_id, trigger=ReleaseTrigger.auto, now=NOW
+            )
+    await session.rollback()
+    made = route.calls.last.response.json()
+
+    transfer = (
+        await session.execute(select(Transfer).execution_options(populate_existing=True))
+    ).scalar_one()
+    assert transfer.status is TransferStatus.pending
+    assert transfer.stripe_transfer_id is None
+    # The claim's lease keeps the job away while the crashed caller might still be running.
+    assert transfer.next_attempt_at == NOW + attempts.LEASE
+    assert await transfers.retry_pending_transfers(sessions, gateway, now=NOW) == 0
+    assert route.call_count == 1
+
+    if repair == "webhook":  # Stripe's `transfer.created` carries our transfer_id
+        await deliver(client, event("transfer.created", made))
+    paid_by_job = await transfers.retry_pending_transfers(
+        sessions, gateway, now=NOW + attempts.LEASE
+    )
+
+    assert paid_by_job == (1 if repair == "job" else 0)
+    assert keys(route) == [f"transfer:{transfer.id}"] * route.call_count
+    assert route.call_count == (2 if repair == "job" else 1)
+    assert {c.response.json()["id"] for c in route.calls} == {made["id"]}
+    await session.refresh(transfer)
+    assert transfer.status is TransferStatus.paid
+    assert transfer.stripe_transfer_id == made["id"]
+    assert await count(session, Transfer) == 1
+    assert await movements(session, MovementKind.transfer) == [(1800, made["id"])]
+
+
+# --- refund: Stripe refunded, the row still says pending --------------------------------------
+
+
+@pytest.mark.parametrize("repair", REPAIRS)
+async def test_refund_crash_after_stripe_refunded_is_repaired_without_a_second_refund(
+    repair: str,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    admin: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    paid = await make_paid(session)
+    order_id = paid.order.id
+    url = f"/v1/admin/payments/{paid.payment.id}/refunds"
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post("/v1/refunds").mock(side_effect=arming(refund_handler(), crash))
+        with pytest.raises(SimulatedCrash):
+            await client.post(url, json={}, headers=admin.headers)
+    await session.rollback()
+    made = route.calls.last.response.json()
+
+    refund = (
+        await session.execute(select(Refund).execution_options(populate_existing=True))
+    ).scalar_one()
+    assert refund.status is RefundStatus.pending
+    assert refund.stripe_refund_id is None
+    due = refund.next_attempt_at  # the claim's lease: due when it runs out
+    assert due is not None
+    # The reservation holds: a new refund of the order is refused, not made twice.
+    again = await client.post(url, json={}, headers=admin.headers)
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "nothing_to_refund"
+
+    if repair == "webhook":  # `refund.created` carries our refund_id
+        await deliver(client, event("refund.created", made))
+    attempted = await retry_failed_refunds(sessions, gateway, now=due, settings=settings)
+
+    assert attempted == (1 if repair == "job" else 0)
+    assert route.call_count == (2 if repair == "job" else 1)
+    assert keys(route) == [f"refund:{refund.id}"] * route.call_count
+    assert {c.response.json()["id"] for c in route.calls} == {made["id"]}
+    await session.refresh(refund)
+    assert refund.status is RefundStatus.succeeded
+    assert refund.stripe_refund_id == made["id"]
+    assert await count(session, Refund) == 1
+    order = await session.get(Order, order_id, populate_existing=True)
+    assert order is not None
+    assert order.amount_refunded == 2000
+    assert await movements(session, MovementKind.refund) == [(-2000, made["id"])]
+
+
+# --- vendor setup: the account was created, not stored ----------------------------------------
+
+
+async def test_setup_crash_after_the_account_is_created_stores_the_same_account_on_retry(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    vendor_user: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    vendor = await vendor_factories.make_vendor(session, user=vendor_user.user)
+    vendor_id = vendor.id
+    stripe_api.post("/v1/account_links").mock(side_effect=link_handler)
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post("/v1/accounts").mock(side_effect=arming(account_handler, crash))
+        with pytest.raises(SimulatedCrash):
+            await client.post("/v1/vendor/payments/setup", headers=vendor_user.headers)
+    await session.rollback()
+    made = route.calls.last.response.json()
+    row = await session.get(Vendor, vendor_id, populate_existing=True)
+    assert row is not None
+    assert row.stripe_account_id is None
+
+    retried = await client.post("/v1/vendor/payments/setup", headers=vendor_user.headers)
+
+    assert retried.status_code == 200, retried.text
+    assert keys(route) == [f"vendor:{vendor_id}:account"] * 2
+    assert successes(route) == 2  # Stripe answered twice ... with ONE account
+    assert {c.response.json()["id"] for c in route.calls} == {made["id"]}
+    await session.refresh(row)
+    assert row.stripe_account_id == made["id"]
