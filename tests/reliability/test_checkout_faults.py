@@ -15,13 +15,14 @@ import httpx
 import pytest
 import respx
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.catalog.models import Listing
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
 from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import STRIPE_API_BASE, ok
 from tests.orders.factories import make_listing, make_vendor, payment_intent
@@ -288,3 +289,101 @@ async def test_checkout_session_fault_keeps_the_plan_and_the_retry_sends_the_sam
     payment = await only_payment(session)
     assert payment.checkout_session_id == retried.json()["session_id"]
     assert await stock(session, listing_id) == STOCK - 1
+
+
+# --- Checkout Session expire (cancel with an open hosted page) --------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_cancel_with_an_open_checkout_session_fault_keeps_it_open_for_the_retry(
+    fault: Fault,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    """The hosted page is closed at Stripe before the PaymentIntent is cancelled: a fault there
+    must leave everything as it was (the page may still be paid), and the retry close it with the
+    same key."""
+    listing_id, payment, order_id = await _placed(client, session, buyer, stripe_api)
+    stripe_api.post(f"{STRIPE_API_BASE}/v1/checkout/sessions").mock(
+        side_effect=checkout_session_handler
+    )
+    opened = await client.post(
+        f"/v1/buyer/orders/{order_id}/checkout-session", headers=buyer.headers
+    )
+    assert opened.status_code == 200, opened.text
+    session_id = opened.json()["session_id"]
+    expire = stripe_api.post(f"{STRIPE_API_BASE}/v1/checkout/sessions/{session_id}/expire").mock(
+        side_effect=flaky(
+            fault,
+            lambda _: ok({"id": session_id, "object": "checkout.session", "status": "expired"}),
+        )
+    )
+    cancel = stripe_api.post(
+        f"{STRIPE_API_BASE}/v1/payment_intents/{payment.stripe_payment_intent_id}/cancel"
+    ).mock(side_effect=_cancel_handler)
+
+    failed = await client.post(f"/v1/buyer/orders/{order_id}/cancel", headers=buyer.headers)
+
+    assert_problem(failed, fault)
+    assert cancel.call_count == 0  # the intent is not touched while the page may be open
+    payment = await only_payment(session)
+    assert payment.status is PaymentStatus.requires_payment
+    assert await stock(session, listing_id) == STOCK - 1
+
+    retried = await client.post(f"/v1/buyer/orders/{order_id}/cancel", headers=buyer.headers)
+
+    assert retried.status_code == 200, retried.text
+    assert keys(expire) == [f"payment:{payment.id}:checkout_session:1:expire"] * 2
+    assert successes(expire) == 1
+    assert keys(cancel) == [f"payment:{payment.id}:cancel"]
+    assert (await only_payment(session)).status is PaymentStatus.canceled
+    assert await stock(session, listing_id) == STOCK
+
+
+# --- PaymentIntent retrieve (reconcile) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_reconcile_reports_an_intent_fault_and_the_next_run_applies_it(
+    fault: Fault,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    listing_id, payment, _ = await _placed(client, session, buyer, stripe_api)
+    intent_id = str(payment.stripe_payment_intent_id)
+    succeeded = payment_intent(
+        amount=payment.amount,
+        status="succeeded",
+        intent_id=intent_id,
+        metadata={"payment_id": str(payment.id)},
+        latest_charge={"id": "ch_reconciled", "object": "charge"},
+    )
+    route = stripe_api.get(f"{STRIPE_API_BASE}/v1/payment_intents/{intent_id}").mock(
+        side_effect=flaky(fault, lambda _: ok(succeeded))
+    )
+    later = datetime.now(UTC) + timedelta(minutes=30)  # the webhook is overdue
+
+    first = await reconcile(sessions, gateway, now=later)
+
+    assert first.payments_checked == 1
+    assert first.payments_changed == []
+    assert len(first.errors) == 1
+    assert first.errors[0].startswith(f"payment {payment.id}: {fault.code}")
+    assert (await only_payment(session)).status is PaymentStatus.requires_payment
+
+    second = await reconcile(sessions, gateway, now=later)
+
+    assert second.errors == []
+    assert second.payments_changed == [f"{payment.id}: requires_payment -> succeeded"]
+    assert route.call_count == 2
+    payment = await only_payment(session)
+    assert payment.status is PaymentStatus.succeeded
+    assert payment.stripe_charge_id == "ch_reconciled"
+    assert await order_statuses(session, payment.id) == {OrderStatus.paid}
+    assert await stock(session, listing_id) == STOCK - 1  # sold, never restored

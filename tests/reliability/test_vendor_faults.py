@@ -178,3 +178,60 @@ async def test_reconcile_reports_an_account_fault_and_the_next_run_applies_it(
     assert second.vendors_changed == [f"{vendor.id}: onboarding -> active"]
     assert route.call_count == 2
     assert (await stored(session, vendor.id)).status is VendorStatus.active
+
+
+# --- the other account calls: dashboard link, balance, payout schedule -------------------------
+
+ACCOUNT_READS_AND_WRITES = [
+    pytest.param(
+        "POST",
+        "/v1/vendor/payments/dashboard-link",
+        None,
+        "post",
+        "/login_links",
+        id="dashboard-link",
+    ),
+    pytest.param("GET", "/v1/vendor/payments/balance", None, "get", "/v1/balance", id="balance"),
+    pytest.param(
+        "PUT",
+        "/v1/vendor/payments/payout-schedule",
+        {"interval": "weekly", "weekly_anchor": "friday"},
+        "post",
+        "",
+        id="payout-schedule",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "stripe_method", "stripe_path"), ACCOUNT_READS_AND_WRITES
+)
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_other_account_calls_answer_503_and_change_nothing(
+    fault: Fault,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    stripe_method: str,
+    stripe_path: str,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    vendor_user: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    vendor = await make_vendor(
+        session, user=vendor_user.user, active=True, stripe_account_id="acct_other"
+    )
+    schedule_before = (await stored(session, vendor.id)).payout_schedule
+    url = (
+        stripe_path
+        if stripe_path.startswith("/v1/balance")
+        else f"/v1/accounts/acct_other{stripe_path}"
+    )
+    route = getattr(stripe_api, stripe_method)(url).mock(side_effect=lambda r: fault.fail(r))
+
+    response = await client.request(method, path, json=body, headers=vendor_user.headers)
+
+    assert_problem(response, fault)
+    assert route.call_count == 1
+    assert (await stored(session, vendor.id)).payout_schedule == schedule_before
