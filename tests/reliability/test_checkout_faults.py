@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.catalog.models import Listing
+from marketplace_api.config import ChargeType
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
@@ -71,8 +72,8 @@ async def order_statuses(session: AsyncSession, payment_id: uuid.UUID) -> set[Or
     return set(rows.scalars())
 
 
-async def _listing(session: AsyncSession) -> uuid.UUID:
-    vendor = await make_vendor(session)
+async def _listing(session: AsyncSession, charge_type: ChargeType | None = None) -> uuid.UUID:
+    vendor = await make_vendor(session, charge_type=charge_type)
     listing = await make_listing(session, vendor, price=2500, stock=STOCK)
     return listing.id
 
@@ -98,15 +99,17 @@ def _cancel_handler(request: httpx.Request) -> httpx.Response:
 # --- PaymentIntent create (checkout) -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("charge_type", list(ChargeType), ids=lambda c: c.value)
 @pytest.mark.parametrize("fault", FAULTS)
 async def test_checkout_intent_create_fault_keeps_the_reservation_and_the_retry_resumes(
     fault: Fault,
+    charge_type: ChargeType,
     client: httpx.AsyncClient,
     session: AsyncSession,
     buyer: AuthUser,
     stripe_api: respx.MockRouter,
 ) -> None:
-    listing_id = await _listing(session)
+    listing_id = await _listing(session, charge_type)
     route = mock_create_intent(stripe_api, side_effect=flaky(fault, create_intent_handler))
     key = f"checkout-{uuid.uuid4()}"
 
@@ -129,6 +132,9 @@ async def test_checkout_intent_create_fault_keeps_the_reservation_and_the_retry_
     assert keys(route) == [f"payment:{payment.id}:create"] * 2
     first, second = bodies(route)
     assert first == second  # Stripe requires the same parameters for a replayed key
+    accounts = [c.request.headers.get("Stripe-Account") for c in route.calls]
+    assert accounts == [payment.stripe_account_id] * 2  # direct charges: the vendor's, twice
+    assert (payment.stripe_account_id is not None) is (charge_type is ChargeType.direct)
     assert successes(route) == 1
     assert await session.scalar(select(func.count()).select_from(Payment)) == 1
     payment = await only_payment(session)

@@ -19,29 +19,38 @@ import respx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
 from marketplace_api.idempotency.models import IdempotencyKey
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.service import expire_reservations
 from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers import attempts
 from marketplace_api.transfers import service as transfers
-from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
+from marketplace_api.transfers.models import (
+    ReleaseTrigger,
+    ReversalStatus,
+    Transfer,
+    TransferReversal,
+    TransferStatus,
+)
 from marketplace_api.vendors.models import Vendor
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event
+from tests.fixtures.stripe import event, ok
 from tests.ledger.factories import (
     ALLOW_STRIPE_FORM_WARNING,
     NOW,
     deliver,
     make_paid,
     refund_handler,
+    reversal_handler,
     transfer_handler,
 )
-from tests.orders.factories import make_listing, make_vendor
+from tests.orders.factories import make_listing, make_vendor, payment_intent
 from tests.orders.stripe_mocks import create_intent_handler, mock_create_intent
 from tests.reliability.faults import SimulatedCrash, arming, crash_on_commit, keys, successes
 from tests.reliability.test_vendor_faults import account_handler, link_handler
@@ -256,3 +265,112 @@ async def test_setup_crash_after_the_account_is_created_stores_the_same_account_
     assert {c.response.json()["id"] for c in route.calls} == {made["id"]}
     await session.refresh(row)
     assert row.stripe_account_id == made["id"]
+
+
+# --- reversal of a refund after the release: reversed at Stripe, not recorded -----------------
+
+
+async def test_reversal_crash_after_stripe_reversed_is_repaired_by_the_job_with_the_same_key(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    admin: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    paid = await make_paid(session)
+    payment_id = paid.payment.id
+    stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
+    transfer = await transfers.release_order(
+        session, gateway, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
+    )
+    transfer_id, stripe_transfer_id = transfer.id, str(transfer.stripe_transfer_id)
+    stripe_api.post("/v1/refunds").mock(side_effect=refund_handler())
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post(f"/v1/transfers/{stripe_transfer_id}/reversals").mock(
+            side_effect=arming(lambda r: reversal_handler(r, stripe_transfer_id), crash)
+        )
+        with pytest.raises(SimulatedCrash):
+            await client.post(
+                f"/v1/admin/payments/{payment_id}/refunds", json={}, headers=admin.headers
+            )
+    await session.rollback()
+    made = route.calls.last.response.json()
+
+    reversal = (
+        await session.execute(select(TransferReversal).execution_options(populate_existing=True))
+    ).scalar_one()
+    assert reversal.status is ReversalStatus.pending
+    assert reversal.stripe_reversal_id is None
+    due = reversal.next_attempt_at  # the claim's lease
+    assert due is not None
+    assert (
+        await retry_failed_refunds(
+            sessions, gateway, now=due - timedelta(seconds=1), settings=settings
+        )
+        == 0
+    )
+
+    await retry_failed_refunds(sessions, gateway, now=due, settings=settings)
+
+    assert keys(route) == [f"refund:{reversal.refund_id}:reversal"] * 2
+    assert {c.response.json()["id"] for c in route.calls} == {made["id"]}
+    await session.refresh(reversal)
+    assert reversal.status is ReversalStatus.succeeded
+    assert reversal.stripe_reversal_id == made["id"]
+    row = await session.get(Transfer, transfer_id, populate_existing=True)
+    assert row is not None
+    assert row.amount_reversed == 1800
+    assert await movements(session, MovementKind.transfer_reversal) == [(-1800, made["id"])]
+
+
+# --- expiry: cancelled at Stripe, the stock release not committed ------------------------------
+
+
+async def test_expiry_crash_after_stripe_cancelled_is_finished_by_the_next_run(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    gateway: StripeGateway,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    vendor = await make_vendor(session)
+    listing = await make_listing(session, vendor, price=2500, stock=3)
+    listing_id = listing.id
+    mock_create_intent(stripe_api)
+    placed = await client.post(
+        "/v1/buyer/orders",
+        json={"items": [{"listing_id": str(listing_id), "quantity": 1}]},
+        headers=buyer.headers,
+    )
+    assert placed.status_code == 201, placed.text
+    payment = (await session.execute(select(Payment))).scalar_one()
+    payment_id, intent_id = payment.id, str(payment.stripe_payment_intent_id)
+    after_expiry = payment.reservation_expires_at + timedelta(seconds=1)
+
+    def cancelled(_: httpx.Request) -> httpx.Response:
+        return ok(payment_intent(amount=2500, status="canceled", intent_id=intent_id))
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post(f"/v1/payment_intents/{intent_id}/cancel").mock(
+            side_effect=arming(cancelled, crash)
+        )
+        with pytest.raises(SimulatedCrash):
+            await expire_reservations(session, gateway, now=after_expiry)
+    await session.rollback()
+
+    async def state() -> tuple[PaymentStatus, int]:
+        row = await session.get(Payment, payment_id, populate_existing=True)
+        listing_row = await session.get(Listing, listing_id, populate_existing=True)
+        assert row is not None
+        assert listing_row is not None
+        return row.status, listing_row.stock_quantity
+
+    assert await state() == (PaymentStatus.requires_payment, 2)  # still reserved, still due
+
+    assert await expire_reservations(session, gateway, now=after_expiry) == 1
+
+    assert keys(route) == [f"payment:{payment_id}:cancel"] * 2
+    assert await state() == (PaymentStatus.expired, 3)  # restored exactly once
