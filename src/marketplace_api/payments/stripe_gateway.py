@@ -28,9 +28,15 @@ from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
 
 logger = logging.getLogger(__name__)
 
+
+def _drop_debug(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.INFO
+
+
 # At DEBUG the SDK logs whole request and response bodies: client secrets, e-mail addresses,
-# metadata. Never below INFO, whatever LOG_LEVEL says (tests/security/test_logs_hold_no_secrets).
-logging.getLogger("stripe").setLevel(logging.INFO)
+# metadata. Those records are dropped whatever LOG_LEVEL says; INFO and above follow LOG_LEVEL
+# (tests/security/test_logs_hold_no_secrets.py).
+logging.getLogger("stripe").addFilter(_drop_debug)
 
 _T = TypeVar("_T")
 
