@@ -104,8 +104,8 @@ def server_env(database_url: str, stripe_port: int) -> dict[str, str]:
         "RATE_LIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
         "RUN_WORKER_IN_PROCESS": "false",
-        "DB_POOL_SIZE": "40",
-        "DB_MAX_OVERFLOW": "10",
+        "DB_POOL_SIZE": "64",
+        "DB_MAX_OVERFLOW": "0",
     }
 
 
