@@ -25,7 +25,7 @@ from marketplace_api.payments.service import expire_reservations
 from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import STRIPE_API_BASE, ok
+from tests.fixtures.stripe import STRIPE_API_BASE, ok, stripe_error
 from tests.orders.factories import make_listing, make_vendor, payment_intent
 from tests.orders.stripe_mocks import (
     ALLOW_STRIPE_FORM_WARNING,
@@ -252,6 +252,52 @@ async def test_expiry_job_cancel_fault_leaves_the_payment_for_the_next_run(
     # A third run finds nothing to do and calls Stripe no more.
     assert await expire_reservations(session, gateway, now=after_expiry) == 0
     assert route.call_count == 2
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_cancel_racing_a_success_with_a_retrieve_fault_lets_the_success_win_on_retry(
+    fault: Fault,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    """Stripe refuses the cancel (the intent succeeded that moment), then the retrieve of its real
+    state fails: nothing may be released on a guess. The retry learns the success."""
+    listing_id, payment, order_id = await _placed(client, session, buyer, stripe_api)
+    intent_id = str(payment.stripe_payment_intent_id)
+    cancel = stripe_api.post(f"{STRIPE_API_BASE}/v1/payment_intents/{intent_id}/cancel").mock(
+        side_effect=lambda _: stripe_error(400, code="payment_intent_unexpected_state")
+    )
+    succeeded = payment_intent(
+        amount=2500,
+        status="succeeded",
+        intent_id=intent_id,
+        metadata={"payment_id": str(payment.id)},
+        latest_charge={"id": "ch_won", "object": "charge"},
+    )
+    retrieve = stripe_api.get(
+        url__regex=rf"{STRIPE_API_BASE}/v1/payment_intents/{intent_id}(\?.*)?$"
+    ).mock(side_effect=flaky(fault, lambda _: ok(succeeded)))
+    url = f"/v1/buyer/orders/{order_id}/cancel"
+
+    failed = await client.post(url, headers=buyer.headers)
+
+    assert_problem(failed, fault)
+    payment = await only_payment(session)
+    assert payment.status is PaymentStatus.requires_payment
+    assert await stock(session, listing_id) == STOCK - 1
+
+    retried = await client.post(url, headers=buyer.headers)
+
+    assert retried.status_code == 409, retried.text
+    assert retried.json()["code"] == "order_not_cancellable"
+    assert keys(cancel) == [f"payment:{payment.id}:cancel"] * 2
+    assert retrieve.call_count == 2
+    payment = await only_payment(session)
+    assert (payment.status, payment.stripe_charge_id) == (PaymentStatus.succeeded, "ch_won")
+    assert await order_statuses(session, payment.id) == {OrderStatus.paid}
+    assert await stock(session, listing_id) == STOCK - 1  # sold, never restored
 
 
 # --- Checkout Session create (hosted page) ----------------------------------------------------
