@@ -40,7 +40,7 @@ from marketplace_api.transfers.models import (
 )
 from marketplace_api.vendors.models import Vendor
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event, ok
+from tests.fixtures.stripe import event, form, ok
 from tests.ledger.factories import (
     ALLOW_STRIPE_FORM_WARNING,
     NOW,
@@ -51,8 +51,19 @@ from tests.ledger.factories import (
     transfer_handler,
 )
 from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import create_intent_handler, mock_create_intent
-from tests.reliability.faults import SimulatedCrash, arming, crash_on_commit, keys, successes
+from tests.orders.stripe_mocks import (
+    checkout_session_handler,
+    create_intent_handler,
+    mock_create_intent,
+)
+from tests.reliability.faults import (
+    SimulatedCrash,
+    arming,
+    crash_on_commit,
+    keys,
+    stable_id,
+    successes,
+)
 from tests.reliability.test_vendor_faults import account_handler, link_handler
 from tests.vendors import factories as vendor_factories
 
@@ -374,3 +385,56 @@ async def test_expiry_crash_after_stripe_cancelled_is_finished_by_the_next_run(
 
     assert keys(route) == [f"payment:{payment_id}:cancel"] * 2
     assert await state() == (PaymentStatus.expired, 3)  # restored exactly once
+
+
+# --- Checkout Session: created at Stripe, not recorded ----------------------------------------
+
+
+def _stable_session(request: httpx.Request) -> httpx.Response:
+    """A Checkout Session answer whose id derives from the key, as Stripe's replay would."""
+    body = checkout_session_handler(request).json()
+    session_id = stable_id("cs_test", request)
+    body.update(id=session_id, url=f"https://checkout.stripe.com/c/pay/{session_id}")
+    return ok(body)
+
+
+async def test_checkout_session_crash_is_resumed_with_the_same_session(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    vendor = await make_vendor(session)
+    listing = await make_listing(session, vendor, price=2500, stock=3)
+    mock_create_intent(stripe_api)
+    placed = await client.post(
+        "/v1/buyer/orders",
+        json={"items": [{"listing_id": str(listing.id), "quantity": 1}]},
+        headers=buyer.headers,
+    )
+    assert placed.status_code == 201, placed.text
+    payment_id = uuid.UUID(placed.json()["payment_id"])
+    url = f"/v1/buyer/orders/{placed.json()['orders'][0]['id']}/checkout-session"
+    headers = buyer.headers
+
+    with crash_on_commit(session) as crash:
+        route = stripe_api.post("/v1/checkout/sessions").mock(
+            side_effect=arming(_stable_session, crash)
+        )
+        with pytest.raises(SimulatedCrash):
+            await client.post(url, headers=headers)
+    await session.rollback()
+    made = route.calls.last.response.json()
+    payment = await session.get(Payment, payment_id, populate_existing=True)
+    assert payment is not None
+    assert payment.checkout_session_id is None
+
+    retried = await client.post(url, headers=headers)
+
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["session_id"] == made["id"]
+    assert keys(route) == [f"payment:{payment_id}:checkout_session:1"] * 2
+    first, second = (form(c.request) for c in route.calls)
+    assert first == second
+    await session.refresh(payment)
+    assert payment.checkout_session_id == made["id"]
