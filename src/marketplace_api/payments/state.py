@@ -130,6 +130,9 @@ async def mark_succeeded(
     )
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
+        from marketplace_api.ledger.service import record_payment_succeeded
+
+        await record_payment_succeeded(session, payment)  # charge, fee, settled share: once
     return moved
 
 
