@@ -9,8 +9,10 @@
 2. `POST /v1/refunds`, idempotency key `refund:<id>`, metadata {refund_id, order_id,
    payment_id}: destination → `reverse_transfer=true` + `refund_application_fee`; direct → on
    the connected account (`Stripe-Account`) + `refund_application_fee`; separate → a plain
-   platform refund, then the reversal (`POST /v1/transfers/{id}/reversals`, key
-   `refund:<id>:reversal`). A separate charge not released yet needs no reversal: the release
+   platform refund, then — once the refund has succeeded, never before (a pending refund can
+   still fail) — the reversal (`POST /v1/transfers/{id}/reversals`, key `refund:<id>:reversal`;
+   made at once, or by the retry job after the `refund.updated` webhook). A separate charge
+   not released yet needs no reversal: the release
    transfers `vendor_amount` minus the refunded vendor shares.
 3. Record Stripe's answer (`apply_refund_object`, also used by the refund webhooks). The
    payment's and order's `amount_refunded`, the order's status and the ledger change when the
@@ -241,7 +243,7 @@ async def execute_refund(
     await apply_refund_object(session, stripe_refund, observed_at=now)
     await session.commit()
     refund = await get_refund(session, refund.id)
-    if refund.status in (RefundStatus.pending, RefundStatus.succeeded):
+    if refund.status is RefundStatus.succeeded:  # a pending refund may still fail
         await _execute_reversal_of(session, gateway, refund.id, now=now)
     return await get_refund(session, refund.id)
 

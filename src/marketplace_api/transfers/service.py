@@ -33,6 +33,7 @@ from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers import attempts
 from marketplace_api.transfers.exceptions import (
     OrderDisputed,
@@ -288,6 +289,15 @@ async def execute_reversal(
     await session.commit()
     if transfer.stripe_transfer_id is None:
         return reversal  # made when the transfer is (execute_transfer, retry job)
+    if reversal.refund_id is not None:
+        refund_status = (
+            await session.execute(select(Refund.status).where(Refund.id == reversal.refund_id))
+        ).scalar_one()
+        await session.commit()
+        if refund_status is not RefundStatus.succeeded:
+            # The buyer's money is not back yet (pending, or Stripe's answer unknown): the
+            # vendor keeps its share until the refund succeeds; a failed one cancels this.
+            return reversal
     if (
         reversal.dispute_id is not None
         and settings is not None
