@@ -19,9 +19,7 @@ logger = logging.getLogger(__name__)
 
 @handles("refund.created", "refund.updated", "refund.failed")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
-    refund = await sync.apply_refund_object(
-        session, dict(event.object), observed_at=event.created
-    )
+    refund = await sync.apply_refund_object(session, dict(event.object), observed_at=event.created)
     if refund is None:
         logger.info("refund event for a refund that is not ours", extra={"event_id": event.id})
 
