@@ -119,3 +119,25 @@ async def test_checkout_is_rate_limited_per_buyer(
         other = (await http.post("/v1/buyer/orders", json=empty, headers=b)).status_code
     assert first == [422, 422, 429]
     assert other == 422  # the budget is the buyer's, not shared with other buyers
+
+
+async def test_refund_requests_are_rate_limited(
+    engine: AsyncEngine, session: AsyncSession, database_url: str
+) -> None:
+    from marketplace_api.accounts.models import Role, User
+    from marketplace_api.accounts.security import create_access_token
+
+    settings = make_settings(database_url)
+    user = User(email="rl-refunds@example.com", password_hash="x", role=Role.buyer)
+    session.add(user)
+    await session.commit()
+    headers = {"Authorization": f"Bearer {create_access_token(settings, user.id, user.role)}"}
+    async with await _client(
+        engine, session, database_url, RateLimiter(), rate_limit_refund_request="1/minute"
+    ) as http:
+        path = f"/v1/buyer/orders/{uuid.uuid4()}/refund-requests"
+        statuses = [
+            (await http.post(path, json={"reason": "broken"}, headers=headers)).status_code
+            for _ in range(2)
+        ]
+    assert statuses == [404, 429]

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
-from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep
+from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShipped
 from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.payments.stripe_gateway import StripeNotConfigured
+from marketplace_api.ratelimit import RateLimited
 from marketplace_api.refunds import requests
 from marketplace_api.refunds.exceptions import NothingToRefund, RefundRequestExists
 from marketplace_api.refunds.schemas import RefundRequestCreate, RefundRequestRead
@@ -58,7 +59,8 @@ async def confirm_delivery(
         "One open request per order. While it is open the order's funds are not released "
         "automatically; the vendor or an admin refunds (which approves it) or declines it."
     ),
-    responses=problem_responses(OrderNotFound, RefundRequestExists, NothingToRefund),
+    responses=problem_responses(OrderNotFound, RefundRequestExists, NothingToRefund, RateLimited),
+    dependencies=[rate_limit("refund_request")],
 )
 async def create_refund_request(
     order_id: uuid.UUID, data: RefundRequestCreate, session: SessionDep, buyer: CurrentBuyer
