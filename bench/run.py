@@ -104,7 +104,7 @@ def server_env(database_url: str, stripe_port: int) -> dict[str, str]:
         "RATE_LIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
         "RUN_WORKER_IN_PROCESS": "false",
-        "DB_POOL_SIZE": "64",
+        "DB_POOL_SIZE": "32",
         "DB_MAX_OVERFLOW": "0",
     }
 
@@ -237,7 +237,7 @@ async def seed_payments(engine: AsyncEngine, seed_: Seed, count: int) -> list[tu
                       INSERT INTO payments (id, buyer_id, charge_type, status, currency, amount,
                         platform_fee, stripe_payment_intent_id, reservation_expires_at)
                       SELECT gen_random_uuid(), :buyer, 'destination', 'requires_payment', 'usd',
-                        1000, 100, 'pi_bench_' || g, now() + interval '1 day'
+                        1000, 100, :prefix || g, now() + interval '1 day'
                       FROM generate_series(1, :n) g
                       RETURNING id, stripe_payment_intent_id
                     ), o AS (
@@ -250,7 +250,12 @@ async def seed_payments(engine: AsyncEngine, seed_: Seed, count: int) -> list[tu
                     SELECT id::text, stripe_payment_intent_id FROM p
                     """
                 ),
-                {"buyer": buyer, "vendor": seed_.vendor_id, "n": count},
+                {
+                    "buyer": buyer,
+                    "vendor": seed_.vendor_id,
+                    "n": count,
+                    "prefix": f"pi_bench_{uuid.uuid4().hex[:8]}_",
+                },
             )
         ).all()
     return [(r[0], r[1]) for r in rows]
