@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event
+from tests.fixtures.stripe import event, stripe_error
 from tests.ledger.factories import (
     ALLOW_STRIPE_FORM_WARNING,
     NOW,
@@ -44,6 +45,7 @@ from tests.ledger.factories import (
     dispute_json,
     make_paid,
     refund_handler,
+    refund_json,
     reversal_handler,
     transfer_handler,
 )
@@ -51,15 +53,17 @@ from tests.reliability.faults import FAULTS, Fault, bodies, flaky, keys, success
 
 pytestmark = ALLOW_STRIPE_FORM_WARNING
 
+T = TypeVar("T")
+
 
 async def movements(session: AsyncSession, kind: MovementKind) -> list[tuple[int, str | None]]:
     rows = await session.execute(
         select(MoneyMovement.amount, MoneyMovement.stripe_id).where(MoneyMovement.kind == kind)
     )
-    return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+    return [(int(amount), stripe_id) for amount, stripe_id in rows.all()]
 
 
-async def fresh(session: AsyncSession, model: type, row_id: uuid.UUID) -> object:
+async def fresh(session: AsyncSession, model: type[T], row_id: uuid.UUID) -> T:
     row = await session.get(model, row_id, populate_existing=True)
     assert row is not None
     return row
@@ -100,7 +104,6 @@ async def test_release_transfer_fault_stays_pending_and_the_job_retries_with_the
     assert body["status"] == "pending"
     assert body["last_error"].startswith(fault.code)
     transfer = await fresh(session, Transfer, uuid.UUID(body["id"]))
-    assert isinstance(transfer, Transfer)
     assert transfer.status is TransferStatus.pending
     _pending_with_a_retry_path(transfer, fault)
     due = transfer.next_attempt_at
@@ -120,7 +123,6 @@ async def test_release_transfer_fault_stays_pending_and_the_job_retries_with_the
     assert first == second
     assert successes(route) == 1
     transfer = await fresh(session, Transfer, transfer.id)
-    assert isinstance(transfer, Transfer)
     assert transfer.status is TransferStatus.paid
     assert transfer.stripe_transfer_id == route.calls.last.response.json()["id"]
     assert await count(session, Transfer) == 1
@@ -154,10 +156,8 @@ async def test_refund_fault_keeps_the_reservation_pending_and_the_job_refunds_on
     assert body["status"] == "pending"
     assert body["stripe_refund_id"] is None
     refund = await fresh(session, Refund, uuid.UUID(body["id"]))
-    assert isinstance(refund, Refund)
     _pending_with_a_retry_path(refund, fault)
     order = await fresh(session, Order, paid.order.id)
-    assert isinstance(order, Order)
     assert order.amount_refunded == 0  # only when Stripe confirms
     # The pending refund reserves the amount: the admin trying again cannot refund it twice.
     again = await client.post(url, json={}, headers=admin.headers)
@@ -178,12 +178,10 @@ async def test_refund_fault_keeps_the_reservation_pending_and_the_job_refunds_on
     assert [c.request.headers.get("Stripe-Account") for c in route.calls] == [expected_account] * 2
     assert successes(route) == 1
     refund = await fresh(session, Refund, refund.id)
-    assert isinstance(refund, Refund)
     assert refund.status is RefundStatus.succeeded
     assert refund.stripe_refund_id == route.calls.last.response.json()["id"]
     assert await count(session, Refund) == 1
     order = await fresh(session, Order, paid.order.id)
-    assert isinstance(order, Order)
     assert order.amount_refunded == 2000
     assert await movements(session, MovementKind.refund) == [(-2000, refund.stripe_refund_id)]
 
@@ -228,7 +226,6 @@ async def _assert_reversed_once(
     assert reversal.status is ReversalStatus.succeeded
     assert reversal.stripe_reversal_id == route.calls.last.response.json()["id"]
     row = await fresh(session, Transfer, transfer.id)
-    assert isinstance(row, Transfer)
     assert row.amount_reversed == 1800
     assert await movements(session, MovementKind.transfer_reversal) == [
         (-1800, reversal.stripe_reversal_id)
@@ -308,3 +305,108 @@ async def test_dispute_loss_reversal_fault_stays_pending_and_the_job_reverses_on
     await _assert_reversed_once(
         session, route, transfer, f"dispute:{reversal.dispute_id}:reversal:{paid.order.id}"
     )
+
+
+async def test_a_reversal_waits_while_its_refund_is_uncertain(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    admin: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    """A refund after the release timed out: whether Stripe made it is unknown. The vendor's
+    share must not be taken back before the refund has succeeded; when Stripe then refuses the
+    refund, no reversal is ever made (the buyer got nothing back, so the vendor keeps its share)."""
+    paid, transfer = await _released(session, gateway, stripe_api)
+    refunds = stripe_api.post("/v1/refunds").mock(
+        side_effect=[
+            httpx.ReadTimeout,
+            stripe_error(400, code="charge_disputed", message="The charge is disputed."),
+        ]
+    )
+    transfer_id = str(transfer.stripe_transfer_id)
+    reversals = stripe_api.post(f"/v1/transfers/{transfer_id}/reversals").mock(
+        side_effect=lambda r: reversal_handler(r, transfer_id)
+    )
+
+    made = await client.post(
+        f"/v1/admin/payments/{paid.payment.id}/refunds", json={}, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    refund = await fresh(session, Refund, uuid.UUID(made.json()["refunds"][0]["id"]))
+    assert (refund.status, refund.stripe_refund_id) == (RefundStatus.pending, None)
+    due = refund.next_attempt_at
+    assert due is not None
+
+    # The job runs before the refund's retry is due: the reversal must not go first.
+    await retry_failed_refunds(
+        sessions, gateway, now=due - timedelta(seconds=30), settings=settings
+    )
+    assert reversals.call_count == 0
+
+    await retry_failed_refunds(sessions, gateway, now=due, settings=settings)
+
+    refund = await fresh(session, Refund, refund.id)
+    assert refund.status is RefundStatus.failed
+    assert refunds.call_count == 2
+    assert reversals.call_count == 0
+    reversal = await _only_reversal(session)
+    assert reversal.status is ReversalStatus.canceled
+    row = await fresh(session, Transfer, transfer.id)
+    assert row.amount_reversed == 0
+    assert await movements(session, MovementKind.transfer_reversal) == []
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+async def test_a_reversal_waits_for_a_pending_refund_to_succeed(
+    outcome: str,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: StripeGateway,
+    settings: Settings,
+    admin: AuthUser,
+    stripe_api: respx.MockRouter,
+) -> None:
+    """Stripe answers a refund `pending` (it can still fail, e.g. `expired_or_canceled_card`).
+    The vendor's share is taken back when the refund succeeds, never before; a failed refund
+    leaves the vendor paid."""
+    paid, transfer = await _released(session, gateway, stripe_api)
+    stripe_api.post("/v1/refunds").mock(side_effect=refund_handler(status="pending"))
+    transfer_id = str(transfer.stripe_transfer_id)
+    reversals = stripe_api.post(f"/v1/transfers/{transfer_id}/reversals").mock(
+        side_effect=lambda r: reversal_handler(r, transfer_id)
+    )
+    made = await client.post(
+        f"/v1/admin/payments/{paid.payment.id}/refunds", json={}, headers=admin.headers
+    )
+    assert made.status_code == 201, made.text
+    body = made.json()["refunds"][0]
+    assert (body["status"], body["stripe_refund_id"] is not None) == ("pending", True)
+    await retry_failed_refunds(sessions, gateway, now=datetime.now(UTC), settings=settings)
+    assert reversals.call_count == 0
+
+    obj = refund_json(
+        amount=2000,
+        status=outcome,
+        refund_id=body["stripe_refund_id"],
+        metadata={"refund_id": body["id"]},
+        failure_reason="expired_or_canceled_card" if outcome == "failed" else None,
+    )
+    await deliver(client, event(f"refund.{'updated' if outcome == 'succeeded' else 'failed'}", obj))
+    await retry_failed_refunds(sessions, gateway, now=datetime.now(UTC), settings=settings)
+    await retry_failed_refunds(sessions, gateway, now=datetime.now(UTC), settings=settings)
+
+    reversal = await _only_reversal(session)
+    row = await fresh(session, Transfer, transfer.id)
+    if outcome == "succeeded":
+        assert keys(reversals) == [f"refund:{body['id']}:reversal"]
+        assert reversal.status is ReversalStatus.succeeded
+        assert row.amount_reversed == 1800
+    else:
+        assert reversals.call_count == 0
+        assert reversal.status is ReversalStatus.canceled
+        assert row.amount_reversed == 0
+        assert await movements(session, MovementKind.transfer_reversal) == []
