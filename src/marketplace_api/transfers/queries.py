@@ -49,6 +49,16 @@ async def open_refund_request(session: AsyncSession, order_id: uuid.UUID) -> Ref
     return result.scalar_one_or_none()
 
 
+async def has_pending_refund(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether a refund of the order is still waiting for Stripe's outcome."""
+    pending = await session.scalar(
+        select(Refund.id)
+        .where(Refund.order_id == order_id, Refund.status == RefundStatus.pending)
+        .limit(1)
+    )
+    return pending is not None
+
+
 async def refund_totals(session: AsyncSession, order_id: uuid.UUID) -> tuple[int, int]:
     """(amount, vendor share) of the order's refunds that count (pending or succeeded)."""
     row = (

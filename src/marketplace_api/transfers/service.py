@@ -51,6 +51,7 @@ from marketplace_api.transfers.models import (
 from marketplace_api.transfers.queries import (
     fresh_payment,
     has_open_dispute,
+    has_pending_refund,
     lock_order,
     open_refund_request,
     refund_totals,
@@ -106,6 +107,13 @@ async def release_order(
         raise OrderDisputed("A disputed order's funds stay held until the dispute is closed.")
     if trigger is not ReleaseTrigger.admin and await open_refund_request(session, order.id):
         raise RefundRequestOpen("The vendor or an admin must act on the refund request first.")
+    if await has_pending_refund(session, order.id):
+        # Netting a pending refund out of the transfer would underpay the vendor for good if the
+        # refund then fails; the release waits until Stripe settles it (the job retries).
+        raise OrderNotReleasable(
+            "A refund of this order is still pending at Stripe; the release waits for it.",
+            reason="refund_pending",
+        )
     _, refunded_vendor_share = await refund_totals(session, order.id)
     amount = max(order.vendor_amount - refunded_vendor_share, 0)
     transfer_id = uuid.uuid4()
