@@ -31,6 +31,7 @@ from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.cursor import decode_cursor, encode_cursor
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
+from marketplace_api.notifications.notify import notify_dispute_opened
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
@@ -119,6 +120,7 @@ async def apply_dispute(
         await transition_orders(
             session, OrderStatus.disputed, now=observed_at, payment_id=payment.id
         )
+        await notify_dispute_opened(session, inserted)
     elif not dispute.is_open or observed_at < dispute.stripe_synced_at:
         return dispute  # closed disputes stay closed; older news changes nothing
     dispute.status = status

@@ -27,6 +27,7 @@ from marketplace_api.fulfilment.schemas import (
     VendorOrderRead,
 )
 from marketplace_api.ledger.cursor import decode_cursor, encode_cursor
+from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
 from marketplace_api.payments.models import Payment
@@ -243,6 +244,7 @@ async def ship_order(
             shipped_at=now,
         )
     )
+    await notify_order_shipped(session, order.id)
     await session.commit()
     order = await get_vendor_order(session, user_id, order_id)
     return (await vendor_order_reads(session, [order]))[0]

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.notifications.notify import notify_order_paid
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
@@ -133,6 +134,7 @@ async def mark_succeeded(
         from marketplace_api.ledger.service import record_payment_succeeded
 
         await record_payment_succeeded(session, payment)  # charge, fee, settled share: once
+        await notify_order_paid(session, payment.id)  # receipt + vendor's new order, once
     return moved
 
 

@@ -18,6 +18,7 @@ from marketplace_api.config import ChargeType
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
+from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
@@ -182,6 +183,7 @@ async def _on_succeeded(
     if status is not OrderStatus.disputed:
         to = OrderStatus.refunded if refunded >= amount else OrderStatus.partially_refunded
         await transition_orders(session, to, now=observed_at, order_ids=[refund.order_id])
+    await notify_refund_issued(session, refund.id)
     stripe_id = str(refund.stripe_refund_id or obj.get("id"))
     common: dict[str, Any] = {
         "currency": refund.currency,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
+from marketplace_api.notifications.notify import notify_payout_failed
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
@@ -102,6 +103,7 @@ async def on_payout(session: AsyncSession, event: EventContext) -> None:
         logger.warning(
             "payout failed", extra={"payout": payout_id, "failure": obj.get("failure_code")}
         )
+    await notify_payout_failed(session, event.account, obj)
 
 
 @handles("application_fee.refunded")

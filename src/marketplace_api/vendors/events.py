@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.notifications.notify import notify_requirements_due
 from marketplace_api.vendors import service
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
@@ -30,6 +31,8 @@ async def on_account_updated(session: AsyncSession, event: EventContext) -> None
     )
     if vendor is None:
         logger.info("account.updated for an unknown account", extra={"event_id": event.id})
+        return
+    await notify_requirements_due(session, vendor.id, requirements=event.object.get("requirements"))
 
 
 @handles("capability.updated")

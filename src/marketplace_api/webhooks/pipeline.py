@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.metrics import WEBHOOK_EVENTS
+from marketplace_api.notifications.notify import notify_webhook_event_failed
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from marketplace_api.webhooks.exceptions import InvalidPayload
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
@@ -269,6 +270,7 @@ async def _schedule_retry(
             last_error=error,
             next_attempt_at=None,
         )
+        await notify_webhook_event_failed(session, event_id)
         return EventStatus.failed
     await transition(
         session,
