@@ -29,6 +29,7 @@ from marketplace_api.config import ChargeType, Settings
 from marketplace_api.errors import ProblemError
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
+from marketplace_api.notifications.notify import notify_transfer_failed, notify_transfer_released
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
@@ -224,6 +225,8 @@ async def execute_transfer(
             },
             where=Transfer.key_generation == generation,
         )
+        if not (transient and transfer.status is TransferStatus.pending):
+            await notify_transfer_failed(session, transfer.id)
         await session.commit()
         return await _get_transfer(session, transfer.id)
     await record_transfer_created(session, transfer.id, created, observed_at=now)
@@ -267,6 +270,7 @@ async def record_transfer_created(
             vendor_id=transfer.vendor_id,
             details={"trigger": transfer.trigger.value},
         )
+        await notify_transfer_released(session, transfer_id)
     return moved
 
 
