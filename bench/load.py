@@ -87,4 +87,6 @@ async def run_load(
                         result.errors += 1
 
         await asyncio.gather(*(client(i) for i in range(concurrency)))
+        # A run bounded by max_requests may end before `duration`: rate over the time it took.
+        result.duration = max(min(duration, time.perf_counter() - measure_from), 1e-9)
     return result
