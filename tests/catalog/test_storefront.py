@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.catalog.models import Listing, ListingStatus
-from marketplace_api.catalog.pagination import encode_cursor
+from marketplace_api.pagination import encode_cursor
 from marketplace_api.vendors.models import Vendor
 from tests.vendors.factories import make_vendor
 

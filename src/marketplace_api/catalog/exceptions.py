@@ -1,5 +1,5 @@
-from marketplace_api.catalog.pagination import InvalidCursor
 from marketplace_api.errors import Conflict, NotFound, UnprocessableEntity
+from marketplace_api.pagination import InvalidCursor
 from marketplace_api.vendors.exceptions import UnsupportedCurrency
 
 __all__ = [

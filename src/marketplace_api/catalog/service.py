@@ -27,7 +27,6 @@ from marketplace_api.catalog.exceptions import (
     UnsupportedCurrency,
 )
 from marketplace_api.catalog.models import Listing, ListingStatus
-from marketplace_api.catalog.pagination import keyset_page, split_page
 from marketplace_api.catalog.schemas import (
     ListingCreate,
     ListingPage,
@@ -36,6 +35,7 @@ from marketplace_api.catalog.schemas import (
     ListingRead,
     ListingUpdate,
 )
+from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor
 

@@ -28,12 +28,12 @@ from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import CLOSED_STATUSES, Dispute
 from marketplace_api.disputes.schemas import DisputePage, DisputeRead
 from marketplace_api.ledger import service as ledger
-from marketplace_api.ledger.cursor import decode_cursor, encode_cursor
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
 from marketplace_api.notifications.notify import notify_dispute_opened
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
+from marketplace_api.pagination import decode_cursor, encode_cursor
 from marketplace_api.payments.models import Payment
 from marketplace_api.transfers.models import (
     ReversalStatus,

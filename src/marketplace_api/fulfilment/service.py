@@ -26,10 +26,10 @@ from marketplace_api.fulfilment.schemas import (
     VendorOrderPage,
     VendorOrderRead,
 )
-from marketplace_api.ledger.cursor import decode_cursor, encode_cursor
 from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
+from marketplace_api.pagination import decode_cursor, encode_cursor
 from marketplace_api.payments.models import Payment
 from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus

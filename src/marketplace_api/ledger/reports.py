@@ -14,7 +14,6 @@ from marketplace_api.disputes.schemas import DisputeRead
 from marketplace_api.errors import UnprocessableEntity
 from marketplace_api.fulfilment.service import vendor_id_of
 from marketplace_api.ledger import service as ledger
-from marketplace_api.ledger.cursor import decode_cursor, encode_cursor
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.ledger.schemas import (
     BalanceRead,
@@ -26,6 +25,7 @@ from marketplace_api.ledger.schemas import (
     SummaryRead,
 )
 from marketplace_api.orders.models import Order
+from marketplace_api.pagination import decode_cursor, encode_cursor
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.exceptions import PaymentNotFound
 from marketplace_api.refunds.models import Refund

@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.errors import UnprocessableEntity
 from marketplace_api.orders.exceptions import OrderNotCancellable, OrderNotFound
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.orders.schemas import CheckoutRead, OrderItemRead, OrderPage, OrderRead
+from marketplace_api.pagination import decode_cursor, encode_cursor
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.schemas import PaymentRead
-
-
-class InvalidCursor(UnprocessableEntity):
-    code = "invalid_cursor"
-    title = "Invalid pagination cursor"
-
-
-def encode_cursor(created_at: datetime, order_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{order_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, order_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), uuid.UUID(order_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidCursor("The cursor is not one this API returned.") from exc
 
 
 async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[OrderRead]:

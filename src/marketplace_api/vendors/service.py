@@ -21,10 +21,10 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.catalog.pagination import keyset_page, split_page
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.money import UnsupportedCurrency as UnknownCurrency
 from marketplace_api.money import get_currency
+from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.vendors.exceptions import (
     UnsupportedCurrency,
     VendorCountryLocked,

@@ -10,7 +10,7 @@ from marketplace_api.deps import SessionDep
 from marketplace_api.disputes import service
 from marketplace_api.disputes.schemas import DisputePage
 from marketplace_api.errors import problem_responses
-from marketplace_api.ledger.cursor import InvalidCursor
+from marketplace_api.pagination import InvalidCursor
 
 router = APIRouter(prefix="/disputes", tags=["admin"])
 

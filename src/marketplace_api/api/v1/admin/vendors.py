@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from marketplace_api.catalog.pagination import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor
 from marketplace_api.vendors import service
 from marketplace_api.vendors.exceptions import VendorNotFound
 from marketplace_api.vendors.models import VendorStatus

@@ -13,10 +13,10 @@ from marketplace_api.catalog.exceptions import (
     ListingNotFound,
     PriceFilterNeedsCurrency,
 )
-from marketplace_api.catalog.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from marketplace_api.catalog.schemas import ListingPublic, ListingPublicPage
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(prefix="/listings", tags=["platform"])
 

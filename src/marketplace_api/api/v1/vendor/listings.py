@@ -17,10 +17,10 @@ from marketplace_api.catalog.exceptions import (
     UnsupportedCurrency,
 )
 from marketplace_api.catalog.models import ListingStatus
-from marketplace_api.catalog.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from marketplace_api.catalog.schemas import ListingCreate, ListingPage, ListingRead, ListingUpdate
 from marketplace_api.deps import CurrentVendor, SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from marketplace_api.vendors.exceptions import VendorProfileRequired
 
 router = APIRouter(prefix="/listings", tags=["vendor"])

@@ -18,9 +18,9 @@ from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
-from marketplace_api.ledger.cursor import InvalidCursor
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
+from marketplace_api.pagination import InvalidCursor
 from marketplace_api.payments.stripe_gateway import (
     StripeNotConfigured,
     StripePermissionDenied,

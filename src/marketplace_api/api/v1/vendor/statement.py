@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from marketplace_api.deps import CurrentVendor, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.ledger import reports
-from marketplace_api.ledger.cursor import InvalidCursor
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.ledger.schemas import MovementPage
+from marketplace_api.pagination import InvalidCursor
 
 router = APIRouter(prefix="/payments", tags=["vendor"])
 

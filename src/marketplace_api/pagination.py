@@ -1,4 +1,4 @@
-"""Keyset pagination: an opaque cursor for a stable `(created_at DESC, id DESC)` order.
+"""Keyset pagination shared by every list: an opaque cursor for a stable (time, id) order.
 
 The cursor is URL-safe base64 of `<created_at ISO 8601>|<uuid>` of the last row of the page: the
 next page is the rows strictly after it in that order, so inserts and deletes between requests
