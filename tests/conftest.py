@@ -8,6 +8,7 @@ real separate connections, real commits, tables truncated afterwards.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,18 @@ _PASSWORD_HASH = hash_password(PASSWORD)
 @pytest.fixture(scope="session")
 async def database_url() -> str:
     return await prepare_test_database()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logging_at_exit() -> Iterator[None]:
+    """Tests that run the app's lifespan or CLI install a root handler on pytest's captured
+    stdout; drop it at the end so the embedded PostgreSQL's exit-time log lines have nowhere
+    closed to go."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
