@@ -8,7 +8,15 @@ from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from marketplace_api.errors import PROBLEM_CONTENT_TYPE
+from marketplace_api.idempotency.exceptions import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
 from marketplace_api.idempotency.service import IdempotentResult
+
+# For a route's `responses=`: the problems an Idempotency-Key can add.
+IDEMPOTENCY_ERRORS = (IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey)
 
 IdempotencyKeyHeader = Annotated[
     str | None,

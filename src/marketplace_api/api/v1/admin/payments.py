@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
 
 from marketplace_api.deps import CurrentAdmin, SessionDep, SettingsDep, StripeGatewayDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, IdempotencyKeyHeader, to_response
+from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
 from marketplace_api.ledger import reports
 from marketplace_api.ledger.schemas import PaymentHistoryRead
 from marketplace_api.orders.exceptions import OrderNotFound
@@ -44,6 +47,7 @@ async def get_payment_history(payment_id: uuid.UUID, session: SessionDep) -> Pay
 @router.post(
     "/{payment_id}/refunds",
     status_code=status.HTTP_201_CREATED,
+    response_model=RefundList,
     summary="Refund a payment: one order (fully or partly) or every order in full",
     responses=problem_responses(
         PaymentNotFound,
@@ -56,17 +60,36 @@ async def get_payment_history(payment_id: uuid.UUID, session: SessionDep) -> Pay
         StripeRequestRejected,
         StripePermissionDenied,
         StripeNotConfigured,
+        *IDEMPOTENCY_ERRORS,
     ),
 )
 async def refund_payment(
     payment_id: uuid.UUID,
     data: PaymentRefundCreate,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
     admin: CurrentAdmin,
-) -> RefundList:
-    made = await refunds.refund_payment(
-        session, gateway, settings, payment_id, data, actor_id=admin.id, now=datetime.now(UTC)
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    now = datetime.now(UTC)
+
+    async def handler(_: IdempotencyContext | None) -> RefundList:
+        made = await refunds.refund_payment(
+            session, gateway, settings, payment_id, data, actor_id=admin.id, now=now
+        )
+        return RefundList(refunds=[RefundRead.model_validate(r) for r in made])
+
+    result = await run_idempotent(
+        session,
+        user_id=admin.id,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        body=data.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        handler=handler,
+        now=now,
     )
-    return RefundList(refunds=[RefundRead.model_validate(r) for r in made])
+    return to_response(result)

@@ -6,7 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
 
 from marketplace_api.deps import (
     CurrentVendor,
@@ -18,6 +19,8 @@ from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, IdempotencyKeyHeader, to_response
+from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.pagination import InvalidCursor
@@ -97,6 +100,7 @@ async def ship_order(
 @router.post(
     "/{order_id}/refunds",
     status_code=status.HTTP_201_CREATED,
+    response_model=RefundRead,
     summary="Refund one of the vendor's orders, fully or partly",
     description=(
         "Up to what is left to refund. Approves the buyer's open refund request, if any. The "
@@ -112,28 +116,47 @@ async def ship_order(
         StripeRequestRejected,
         StripePermissionDenied,
         StripeNotConfigured,
+        *IDEMPOTENCY_ERRORS,
     ),
 )
 async def refund_vendor_order(
     order_id: uuid.UUID,
     data: RefundCreate,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
     vendor: CurrentVendor,
-) -> RefundRead:
-    refund = await refunds.create_refund(
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    now = datetime.now(UTC)
+
+    async def handler(_: IdempotencyContext | None) -> RefundRead:
+        refund = await refunds.create_refund(
+            session,
+            gateway,
+            settings,
+            order_id,
+            data,
+            origin=RefundOrigin.vendor,
+            actor_id=vendor.id,
+            now=now,
+            vendor_user_id=vendor.id,
+        )
+        return RefundRead.model_validate(refund)
+
+    result = await run_idempotent(
         session,
-        gateway,
-        settings,
-        order_id,
-        data,
-        origin=RefundOrigin.vendor,
-        actor_id=vendor.id,
-        now=datetime.now(UTC),
-        vendor_user_id=vendor.id,
+        user_id=vendor.id,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        body=data.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        handler=handler,
+        now=now,
     )
-    return RefundRead.model_validate(refund)
+    return to_response(result)
 
 
 @router.post(
