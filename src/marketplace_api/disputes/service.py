@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,7 @@ from marketplace_api.money import allocate
 from marketplace_api.notifications.notify import notify_dispute_opened
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
-from marketplace_api.pagination import decode_cursor, encode_cursor
+from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
 from marketplace_api.transfers.models import (
     ReversalStatus,
@@ -253,22 +253,8 @@ async def list_disputes(
     query = select(Dispute)
     if is_open is not None:
         query = query.where(Dispute.is_open.is_(is_open))
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(tuple_(Dispute.created_at, Dispute.id) < tuple_(at, last_id))
-    rows = list(
-        (
-            await session.execute(
-                query.order_by(Dispute.created_at.desc(), Dispute.id.desc()).limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
+    query = keyset_page(
+        query, created_at=Dispute.created_at, row_id=Dispute.id, cursor=cursor, limit=limit
     )
-    page = rows[:limit]
-    return DisputePage(
-        items=[DisputeRead.model_validate(d) for d in page],
-        next_cursor=encode_cursor(page[-1].created_at, page[-1].id)
-        if len(rows) > limit and page
-        else None,
-    )
+    page, next_cursor = split_page((await session.execute(query)).scalars().all(), limit)
+    return DisputePage(items=[DisputeRead.model_validate(d) for d in page], next_cursor=next_cursor)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
@@ -29,7 +29,7 @@ from marketplace_api.fulfilment.schemas import (
 from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
-from marketplace_api.pagination import decode_cursor, encode_cursor
+from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
 from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus
@@ -183,22 +183,10 @@ async def list_vendor_orders(
         query = query.where(Order.status == status)
     if fulfilment_status is not None:
         query = query.where(Order.fulfilment_status == fulfilment_status)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(tuple_(Order.created_at, Order.id) < tuple_(at, last_id))
-    rows = list(
-        (
-            await session.execute(
-                query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
+    query = keyset_page(
+        query, created_at=Order.created_at, row_id=Order.id, cursor=cursor, limit=limit
     )
-    page = rows[:limit]
-    next_cursor = (
-        encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
-    )
+    page, next_cursor = split_page((await session.execute(query)).scalars().all(), limit)
     return VendorOrderPage(items=await vendor_order_reads(session, page), next_cursor=next_cursor)
 
 

@@ -6,13 +6,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.orders.exceptions import OrderNotCancellable, OrderNotFound
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.orders.schemas import CheckoutRead, OrderItemRead, OrderPage, OrderRead
-from marketplace_api.pagination import decode_cursor, encode_cursor
+from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.schemas import PaymentRead
@@ -87,23 +87,14 @@ async def list_buyer_orders(
     session: AsyncSession, buyer_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> OrderPage:
     """Newest first, keyset-paginated on (created_at, id) (index ix_orders_buyer_created_id)."""
-    query = select(Order).where(Order.buyer_id == buyer_id)
-    if cursor:
-        created_at, order_id = decode_cursor(cursor)
-        query = query.where(tuple_(Order.created_at, Order.id) < tuple_(created_at, order_id))
-    rows = list(
-        (
-            await session.execute(
-                query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
+    query = keyset_page(
+        select(Order).where(Order.buyer_id == buyer_id),
+        created_at=Order.created_at,
+        row_id=Order.id,
+        cursor=cursor,
+        limit=limit,
     )
-    page = rows[:limit]
-    next_cursor = (
-        encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
-    )
+    page, next_cursor = split_page((await session.execute(query)).scalars().all(), limit)
     return OrderPage(items=await order_reads(session, page), next_cursor=next_cursor)
 
 
