@@ -18,7 +18,6 @@ from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
 from marketplace_api.jobs.worker import in_process_worker
-from marketplace_api.metrics import HttpMetricsMiddleware
 from marketplace_api.middleware import BodySizeLimitMiddleware
 from marketplace_api.migrations import resolve_database_url
 from marketplace_api.observability import AccessLogMiddleware, configure_logging
@@ -108,7 +107,6 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
-    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
 

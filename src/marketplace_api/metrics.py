@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from marketplace_api.api import operation_id
 
@@ -72,32 +72,12 @@ def stripe_call(operation: str) -> Iterator[None]:
         STRIPE_REQUESTS.labels(operation, outcome).inc()
 
 
-class HttpMetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            # The operation id, never the raw path (ids in paths would make labels unbounded).
-            if isinstance(route, APIRoute):
-                operation = operation_id(route)
-            else:
-                operation = "unmatched" if route is None else "other"
-            HTTP_REQUEST_SECONDS.labels(scope["method"], operation, str(status)).observe(
-                time.perf_counter() - start
-            )
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """Record one HTTP request's latency (called by the access-log middleware)."""
+    route = scope.get("route")
+    # The operation id, never the raw path (ids in paths would make labels unbounded).
+    if isinstance(route, APIRoute):
+        operation = operation_id(route)
+    else:
+        operation = "unmatched" if route is None else "other"
+    HTTP_REQUEST_SECONDS.labels(scope["method"], operation, str(status)).observe(seconds)

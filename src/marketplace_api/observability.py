@@ -14,6 +14,8 @@ from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace_api.metrics import observe_request
+
 access_logger = logging.getLogger("marketplace_api.access")
 
 
@@ -42,6 +44,8 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
 
 
 class AccessLogMiddleware:
+    """One access-log line and one latency observation (/metrics) per request."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -61,12 +65,14 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - start
+            observe_request(scope, status, elapsed)
             access_logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
