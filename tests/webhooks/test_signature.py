@@ -226,12 +226,12 @@ async def test_event_that_cannot_be_stored_is_a_503_so_stripe_retries(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from marketplace_api.webhooks import service
+    from marketplace_api.webhooks import pipeline
 
     async def unavailable(*args: object, **kwargs: object) -> bool:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("db down"))
 
-    monkeypatch.setattr(service, "store_event", unavailable)
+    monkeypatch.setattr(pipeline, "_insert", unavailable)
     response = await deliver(client, _unhandled())
     _assert_rejected(response, 503, "event_store_unavailable")
     assert response.headers["Retry-After"] == "5"

@@ -1,18 +1,23 @@
 """The webhook pipeline: store a verified event once, then apply it exactly once.
 
-1. `store_event`: `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, committed. A duplicate
-   delivery (same event id, on any replica) inserts nothing.
-2. `apply_event` / `process_due_events`: in a new transaction, lock the event row with
-   `SELECT … FOR UPDATE SKIP LOCKED` while it is `pending` and due, run the handler inside a
-   savepoint, and move the row to `processed` (or `ignored` when no handler is registered) in the
-   same transaction. Whoever holds the lock applies it; everybody else skips it, and once it is
-   committed as processed nobody selects it again: the handler's effect happens once.
+1. `receive` (a delivery): `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` with the event's
+   final status (`processed`, or `ignored` when no handler is registered), the handler, and one
+   COMMIT: the event row and the handler's effects commit together or not at all. A concurrent
+   duplicate delivery (same event id, on any replica) waits on the unique index until that
+   transaction ends, then inserts nothing. When the handler fails, everything is rolled back and
+   the event is stored `pending` with its error, to be retried (3).
+2. `apply_event` / `process_due_events` (a duplicate delivery, the retry job, an admin's retry):
+   in a new transaction, lock the event row with `SELECT … FOR UPDATE SKIP LOCKED` while it is
+   `pending` and due, run the handler inside a savepoint, and move the row to `processed` (or
+   `ignored`) in the same transaction. Whoever holds the lock applies it; everybody else skips
+   it, and once it is committed as processed nobody selects it again: the handler's effect
+   happens once.
 3. A handler that raises `RetryLater` (its row is not committed yet) or fails: its changes are
-   rolled back to the savepoint, the event stays `pending` with `attempts + 1`, `last_error` and
+   rolled back, the event stays `pending` with `attempts + 1`, `last_error` and
    `next_attempt_at = now + 5 s · 2^(attempts-1)` (capped at 1 h); after `MAX_ATTEMPTS` it becomes
    `failed` (an admin can retry it). The retry job (`process_due_events`) picks up due events.
 
-Status changes of an event go through `transition` only.
+Status changes of a stored event go through `transition` only.
 """
 
 from __future__ import annotations
@@ -97,7 +102,7 @@ def parse_event(event: dict[str, Any]) -> NewEvent:
     )
 
 
-def event_context(event: StripeEvent) -> EventContext:
+def event_context(event: StripeEvent | NewEvent) -> EventContext:
     data = event.payload.get("data") or {}
     previous = data.get("previous_attributes")
     return EventContext(
@@ -111,8 +116,23 @@ def event_context(event: StripeEvent) -> EventContext:
     )
 
 
-async def store_event(session: AsyncSession, event: NewEvent) -> bool:
-    """Insert the event unless it is already stored, and commit. True when newly inserted."""
+async def store_event(
+    session: AsyncSession,
+    event: NewEvent,
+    *,
+    status: EventStatus = EventStatus.pending,
+    **values: Any,
+) -> bool:
+    """Insert the event (in `status`, with `values` for its other columns) unless it is already
+    stored, and commit. True when newly inserted."""
+    inserted = await _insert(session, event, status, **values)
+    await session.commit()
+    return inserted
+
+
+async def _insert(
+    session: AsyncSession, event: NewEvent, status: EventStatus, **values: Any
+) -> bool:
     statement = (
         insert(StripeEvent)
         .values(
@@ -123,15 +143,57 @@ async def store_event(session: AsyncSession, event: NewEvent) -> bool:
             api_version=event.api_version,
             created=event.created,
             payload=event.payload,
-            status=EventStatus.pending,
-            attempts=0,
+            status=status,
+            **{"attempts": 0, **values},
         )
         .on_conflict_do_nothing(index_elements=[StripeEvent.id])
         .returning(StripeEvent.id)
     )
-    inserted = (await session.execute(statement)).scalar_one_or_none()
-    await session.commit()
-    return inserted is not None
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def receive(
+    session: AsyncSession, event: NewEvent, *, now: datetime
+) -> tuple[EventStatus | None, bool]:
+    """Store a delivered event and apply it in the same transaction (step 1 of the module
+    docstring). Returns (the event's status afterwards, whether this delivery inserted it).
+
+    Database errors while inserting or committing propagate: then nothing is stored and Stripe
+    must deliver the event again. Once it is stored the outcome is a status, never an error."""
+    await session.commit()  # start from a fresh transaction
+    handler = load_handlers().get(event.type)
+    final = EventStatus.processed if handler is not None else EventStatus.ignored
+    inserted = await _insert(session, event, final, attempts=1, processed_at=now)
+    if not inserted:  # a duplicate: apply it if it is still pending and due
+        await session.commit()
+        return await apply_event(session, event.id, now=now), False
+    try:
+        if handler is not None:
+            await handler(session, event_context(event))
+        await session.commit()
+    except Exception as exc:
+        await session.rollback()
+        error = _failure(exc, event.id, event.type)
+        # Stored for the retry job; a concurrent duplicate may have stored it meanwhile.
+        await store_event(
+            session, event, attempts=1, last_error=error, next_attempt_at=now + backoff(1)
+        )
+        final = EventStatus.pending
+    WEBHOOK_EVENTS.labels(event.type, final.value).inc()
+    return final, True
+
+
+def _failure(exc: Exception, event_id: str, event_type: str) -> str:
+    """Log a handler's failure; the `last_error` to record."""
+    if isinstance(exc, RetryLater):
+        logger.info("stripe event deferred", extra={"event_id": event_id, "type": event_type})
+        return f"retry later: {exc}" if str(exc) else "retry later"
+    logger.error(
+        "stripe event handler failed",
+        exc_info=exc,
+        extra={"event_id": event_id, "type": event_type},
+    )
+    return _describe(exc)
 
 
 async def transition(
@@ -236,15 +298,9 @@ async def _apply_locked(session: AsyncSession, row: StripeEvent, now: datetime) 
     try:
         async with session.begin_nested():
             await handler(session, context)
-    except RetryLater as exc:
-        error = f"retry later: {exc}" if str(exc) else "retry later"
-        logger.info("stripe event deferred", extra={"event_id": event_id, "type": event_type})
-        return await _schedule_retry(session, event_id, attempts + 1, error, now)
     except Exception as exc:
-        logger.exception(
-            "stripe event handler failed", extra={"event_id": event_id, "type": event_type}
-        )
-        return await _schedule_retry(session, event_id, attempts + 1, _describe(exc), now)
+        error = _failure(exc, event_id, event_type)
+        return await _schedule_retry(session, event_id, attempts + 1, error, now)
     await transition(
         session,
         event_id,

@@ -25,7 +25,7 @@ from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import (
     apply_event,
     parse_event,
-    store_event,
+    receive,
     transition,
     utcnow,
 )
@@ -43,28 +43,21 @@ class Receipt:
 async def receive_event(
     session: AsyncSession, event: dict[str, Any], *, now: datetime | None = None
 ) -> Receipt:
-    """Store a verified event (committed), then try to apply it right away.
+    """Store a verified event and apply it, in one transaction (`pipeline.receive`).
 
     Once stored, the answer is a receipt whatever the handler did: a failed or deferred event is
     retried by our own job, so Stripe must not retry it. Failing to store it is a 503 (Stripe
     delivers it again)."""
     new = parse_event(event)
     try:
-        inserted = await store_event(session, new)
+        status, inserted = await receive(session, new, now=now or utcnow())
     except DataError as exc:  # e.g. a \u0000 in a string, which JSONB refuses
-        await session.rollback()
+        await _safe_rollback(session)
         raise InvalidPayload("The event cannot be stored as JSON.") from exc
     except (SQLAlchemyError, OSError) as exc:
         logger.exception("could not store stripe event", extra={"event_id": new.id})
         await _safe_rollback(session)
         raise EventStoreUnavailable() from exc
-    try:
-        status = await apply_event(session, new.id, now=now)
-    except (SQLAlchemyError, OSError):
-        # Stored but not applied (the database went away in between): the retry job applies it.
-        logger.exception("could not apply stripe event", extra={"event_id": new.id})
-        await _safe_rollback(session)
-        status = EventStatus.pending
     return Receipt(new.id, status or EventStatus.pending, duplicate=not inserted)
 
 
