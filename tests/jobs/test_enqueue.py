@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from marketplace_api.jobs.enqueue import UnknownTask, enqueue
+from marketplace_api.jobs.enqueue import UnknownTask, enqueue, enqueue_many
 from tests.jobs.conftest import full_name, jobs_rows
 
 
@@ -103,3 +103,27 @@ async def test_unknown_task_and_naive_schedule_are_refused(session: AsyncSession
             args={},
             schedule_at=datetime(2030, 1, 1),  # noqa: DTZ001 - the point of the test
         )
+
+
+async def test_enqueue_many_adds_one_job_per_args_and_returns_their_ids_in_order(
+    queue_engine: AsyncEngine,
+) -> None:
+    values = [f"v{i}" for i in range(5)]
+    async with AsyncSession(queue_engine) as session:
+        ids = await enqueue_many(
+            session, "tests.set_full_name", [{"user_id": "u", "value": v} for v in values]
+        )
+        assert await enqueue_many(session, "tests.set_full_name", []) == []
+        rows = (
+            await session.execute(
+                text("SELECT id, args->>'value' AS value FROM procrastinate_jobs ORDER BY id")
+            )
+        ).all()
+        await session.commit()
+    assert len(ids) == len(set(ids)) == 5
+    assert {row.id: row.value for row in rows} == dict(zip(ids, values, strict=True))
+
+
+async def test_enqueue_many_refuses_an_unknown_task(session: AsyncSession) -> None:
+    with pytest.raises(UnknownTask):
+        await enqueue_many(session, "no.such.task", [{}])

@@ -17,7 +17,7 @@ from marketplace_api.fulfilment.models import Shipment
 from marketplace_api.notifications import notify as n
 from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.models import Notification, NotificationStatus
-from marketplace_api.notifications.service import dedupe_key, notify
+from marketplace_api.notifications.service import Email, dedupe_key, notify, notify_many
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundReason
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
@@ -224,3 +224,31 @@ async def test_vendor_account_and_admin_webhook_emails(
     )
     count = await session.scalar(select(func.count()).select_from(Notification))
     assert count == len(await send_jobs(session)) == 4
+
+
+async def test_notify_many_records_the_new_ones_and_gives_each_its_own_send_job(
+    session: AsyncSession,
+) -> None:
+    context = {"vendor_name": "Acme", "amount": 100, "currency": "usd"}
+
+    def email(recipient: str) -> Email:
+        key = dedupe_key("evt_many", recipient, Kind.transfer_released)
+        return Email(Kind.transfer_released, recipient, context, key)
+
+    [already] = await notify_many(session, [email("b@example.com")])
+    created = await notify_many(
+        session, [email("a@example.com"), email("b@example.com"), email("c@example.com")]
+    )
+
+    assert len(created) == 2
+    assert already not in created
+    rows = {r.id: r for r in await notifications(session)}
+    assert [rows[i].recipient for i in created] == ["a@example.com", "c@example.com"]
+    jobs = {job["id"]: job for job in await send_jobs(session)}
+    assert len(jobs) == 3
+    for notification_id, row in rows.items():  # each row names its own job, and that job it
+        args = jobs[row.job_id]["args"]
+        args = json.loads(args) if isinstance(args, str) else args
+        assert args == {"notification_id": str(notification_id)}
+    assert await notify_many(session, [email("a@example.com")]) == []  # a replay: nothing new
+    assert len(await send_jobs(session)) == 3

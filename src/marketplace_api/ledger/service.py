@@ -1,8 +1,9 @@
 """Writing and reading the money-movement ledger.
 
-`record` is the only writer: `INSERT … ON CONFLICT DO NOTHING` on `(kind, stripe_id, order_id)`,
-so whatever records a movement twice (a replayed webhook, a retried job, a second replica)
-records it once. Nothing here updates or deletes a row (and the database refuses to).
+`record_many` (and `record`, for one) is the only writer: `INSERT … ON CONFLICT DO NOTHING` on
+`(kind, stripe_id, order_id)`, so whatever records a movement twice (a replayed webhook, a retried
+job, a second replica) records it once. Nothing here updates or deletes a row (and the database
+refuses to).
 
 The invariant, per payment (amounts signed as in `ledger.models`):
 
@@ -25,6 +26,7 @@ Dispute movements and Stripe's fee are outside the invariant (reported separatel
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +43,47 @@ from marketplace_api.payments.models import Payment
 K = MovementKind
 
 
+def movement(
+    *,
+    kind: MovementKind,
+    amount: int,
+    currency: str,
+    stripe_id: str,
+    occurred_at: datetime,
+    payment_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+    vendor_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of one movement, for `record_many`."""
+    return {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "amount": amount,
+        "currency": currency,
+        "stripe_id": stripe_id,
+        "occurred_at": occurred_at,
+        "payment_id": payment_id,
+        "order_id": order_id,
+        "vendor_id": vendor_id,
+        "details": details,
+    }
+
+
+async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]) -> int:
+    """Record movements (rows from `movement`) in one statement, each unless it is already
+    recorded; returns how many were newly inserted."""
+    if not movements:
+        return 0
+    statement = (
+        insert(MoneyMovement)
+        .values(list(movements))
+        .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
+        .returning(MoneyMovement.id)
+    )
+    return len((await session.execute(statement)).all())
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -55,38 +98,39 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> bool:
     """Record one movement unless it is already recorded; True when newly inserted."""
-    statement = (
-        insert(MoneyMovement)
-        .values(
-            id=uuid.uuid4(),
-            kind=kind,
-            amount=amount,
-            currency=currency,
-            stripe_id=stripe_id,
-            occurred_at=occurred_at,
-            payment_id=payment_id,
-            order_id=order_id,
-            vendor_id=vendor_id,
-            details=details,
-        )
-        .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
-        .returning(MoneyMovement.id)
+    row = movement(
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        stripe_id=stripe_id,
+        occurred_at=occurred_at,
+        payment_id=payment_id,
+        order_id=order_id,
+        vendor_id=vendor_id,
+        details=details,
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    return await record_many(session, [row]) == 1
 
 
-async def record_payment_succeeded(session: AsyncSession, payment: Payment) -> None:
+async def record_payment_succeeded(
+    session: AsyncSession, payment: Payment, orders: Sequence[Order] | None = None
+) -> None:
     """The movements of a successful charge, per order: `charge` (+amount), `platform_fee`
     (+fee) and, for destination and direct charges, `transfer` (+vendor_amount: the vendor's
-    share settles at charge time). Plus `stripe_fee` (-) when Stripe's fee is known.
+    share settles at charge time). Plus `stripe_fee` (-) when Stripe's fee is known. `orders`:
+    all the payment's orders, when the caller has just read them.
 
     Idempotent; called in the transaction that moves the payment to succeeded. Never commits.
     """
     charge_id = payment.stripe_charge_id or payment.stripe_payment_intent_id or str(payment.id)
     when = payment.succeeded_at or payment.status_updated_at
-    orders = (
-        (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
-    )
+    if orders is None:
+        orders = (
+            (await session.execute(select(Order).where(Order.payment_id == payment.id)))
+            .scalars()
+            .all()
+        )
+    rows: list[dict[str, Any]] = []
     for order in orders:
         common: dict[str, Any] = {
             "currency": order.currency,
@@ -95,30 +139,33 @@ async def record_payment_succeeded(session: AsyncSession, payment: Payment) -> N
             "order_id": order.id,
             "vendor_id": order.vendor_id,
         }
-        await record(session, kind=K.charge, amount=order.amount, stripe_id=charge_id, **common)
-        await record(
-            session, kind=K.platform_fee, amount=order.platform_fee, stripe_id=charge_id, **common
+        rows.append(movement(kind=K.charge, amount=order.amount, stripe_id=charge_id, **common))
+        rows.append(
+            movement(kind=K.platform_fee, amount=order.platform_fee, stripe_id=charge_id, **common)
         )
         if payment.charge_type is not ChargeType.separate:
             settled_by = payment.stripe_transfer_id or charge_id
-            await record(
-                session,
-                kind=K.transfer,
-                amount=order.vendor_amount,
-                stripe_id=settled_by,
-                details={"settled_at_charge": payment.charge_type.value},
-                **common,
+            rows.append(
+                movement(
+                    kind=K.transfer,
+                    amount=order.vendor_amount,
+                    stripe_id=settled_by,
+                    details={"settled_at_charge": payment.charge_type.value},
+                    **common,
+                )
             )
     if payment.stripe_fee:
-        await record(
-            session,
-            kind=K.stripe_fee,
-            amount=-payment.stripe_fee,
-            currency=payment.currency,
-            stripe_id=charge_id,
-            occurred_at=when,
-            payment_id=payment.id,
+        rows.append(
+            movement(
+                kind=K.stripe_fee,
+                amount=-payment.stripe_fee,
+                currency=payment.currency,
+                stripe_id=charge_id,
+                occurred_at=when,
+                payment_id=payment.id,
+            )
         )
+    await record_many(session, rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from marketplace_api.accounts.models import Role, User
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.fulfilment.models import Shipment
 from marketplace_api.notifications.kinds import Kind
-from marketplace_api.notifications.service import dedupe_key, notify
+from marketplace_api.notifications.service import Email, dedupe_key, notify_many
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund
@@ -55,6 +55,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _emails(
+    kind: Kind, source: str, recipients: Sequence[str], context: Mapping[str, Any]
+) -> list[Email]:
+    """One email per distinct recipient (empty addresses skipped), in order."""
+    unique = dict.fromkeys(r for r in recipients if r)
+    return [Email(kind, r, context, dedupe_key(source, r, kind)) for r in unique]
+
+
 async def _send(
     session: AsyncSession,
     kind: Kind,
@@ -62,12 +70,7 @@ async def _send(
     recipients: Sequence[str],
     context: Mapping[str, Any],
 ) -> int:
-    created = 0
-    for recipient in dict.fromkeys(r for r in recipients if r):  # unique, in order
-        key = dedupe_key(source, recipient, kind)
-        if await notify(session, kind, recipient, context, key) is not None:
-            created += 1
-    return created
+    return len(await notify_many(session, _emails(kind, source, recipients, context)))
 
 
 async def _items(
@@ -145,6 +148,14 @@ async def notify_order_paid(session: AsyncSession, payment_id: uuid.UUID) -> int
             )
         ).scalars()
     )
+    return await notify_orders_paid(session, payment, orders)
+
+
+async def notify_orders_paid(
+    session: AsyncSession, payment: Payment, orders: Sequence[Order]
+) -> int:
+    """`notify_order_paid` for a payment and its orders (all of them, by id) the caller has
+    just read in this transaction."""
     buyer = await _user(session, payment.buyer_id)
     if not orders or buyer is None:
         return 0
@@ -167,7 +178,7 @@ async def notify_order_paid(session: AsyncSession, payment_id: uuid.UUID) -> int
             for o in orders
         ],
     }
-    created = await _send(session, Kind.order_paid, f"payment:{payment.id}", [buyer.email], receipt)
+    emails = _emails(Kind.order_paid, f"payment:{payment.id}", [buyer.email], receipt)
     for order in orders:
         vendor_name, vendor_email = vendors.get(order.vendor_id, ("", ""))
         context = {
@@ -180,10 +191,8 @@ async def notify_order_paid(session: AsyncSession, payment_id: uuid.UUID) -> int
             "vendor_amount": order.vendor_amount,
             "items": items[order.id],
         }
-        created += await _send(
-            session, Kind.vendor_new_order, f"order:{order.id}", [vendor_email], context
-        )
-    return created
+        emails += _emails(Kind.vendor_new_order, f"order:{order.id}", [vendor_email], context)
+    return len(await notify_many(session, emails))
 
 
 async def notify_order_shipped(session: AsyncSession, order_id: uuid.UUID) -> int:
@@ -257,7 +266,7 @@ async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) ->
         ).scalars()
     )
     vendors = await _vendor_contacts(session, [o.vendor_id for o in orders])
-    created = 0
+    emails: list[Email] = []
     for vendor_id, (vendor_name, vendor_email) in vendors.items():
         context = {
             "vendor_name": vendor_name,
@@ -268,10 +277,8 @@ async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) ->
             "evidence_due_by": _iso(dispute.evidence_due_by),
             "order_ids": [str(o.id) for o in orders if o.vendor_id == vendor_id],
         }
-        created += await _send(
-            session, Kind.dispute_opened, f"dispute:{dispute.id}", [vendor_email], context
-        )
-    return created
+        emails += _emails(Kind.dispute_opened, f"dispute:{dispute.id}", [vendor_email], context)
+    return len(await notify_many(session, emails))
 
 
 async def _transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer | None:

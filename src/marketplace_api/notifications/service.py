@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import Settings
-from marketplace_api.jobs.enqueue import enqueue
+from marketplace_api.jobs.enqueue import enqueue_many
 from marketplace_api.notifications.kinds import KINDS, Kind
 from marketplace_api.notifications.models import Notification, NotificationStatus
 from marketplace_api.notifications.render import render
@@ -43,6 +44,17 @@ def dedupe_key(source: str, recipient: str, kind: Kind | str) -> str:
     return f"{source}:{recipient.strip().lower()}:{Kind(kind).value}"
 
 
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One notification to record: `context` must be JSON (ids and timestamps as strings,
+    amounts as integers in minor units)."""
+
+    kind: Kind
+    recipient: str
+    context: Mapping[str, Any]
+    dedupe_key: str
+
+
 async def notify(
     session: AsyncSession,
     kind: Kind | str,
@@ -53,34 +65,54 @@ async def notify(
     """Record the email and enqueue its sending in `session`'s transaction (not committed here).
 
     Returns the new notification's id, or None when one with this `dedupe_key` exists already.
-    `context` must be JSON (ids and timestamps as strings, amounts as integers in minor units).
     """
-    kind = Kind(kind)
-    if kind not in KINDS:
-        raise ValueError(f"unknown notification kind {kind!r}")
-    notification_id = uuid.uuid4()
-    inserted = (
-        await session.execute(
-            insert(Notification)
-            .values(
-                id=notification_id,
-                dedupe_key=dedupe_key,
-                kind=kind.value,
-                recipient=recipient_email.strip(),
-                context=dict(context),
-                status=NotificationStatus.queued,
+    created = await notify_many(session, [Email(Kind(kind), recipient_email, context, dedupe_key)])
+    return created[0] if created else None
+
+
+async def notify_many(session: AsyncSession, emails: Sequence[Email]) -> list[uuid.UUID]:
+    """`notify` for several emails in three round trips, whatever their number: insert the rows
+    (a dedupe key already recorded inserts nothing), enqueue a send job for each new one, and
+    record the job ids. Returns the ids of the new notifications."""
+    unknown = [e.kind for e in emails if e.kind not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown notification kind {unknown[0]!r}")
+    if not emails:
+        return []
+    rows: list[dict[str, Any]] = [
+        {
+            "id": uuid.uuid4(),
+            "dedupe_key": e.dedupe_key,
+            "kind": e.kind.value,
+            "recipient": e.recipient.strip(),
+            "context": dict(e.context),
+            "status": NotificationStatus.queued,
+        }
+        for e in emails
+    ]
+    inserted = set(
+        (
+            await session.execute(
+                insert(Notification)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+                .returning(Notification.id)
             )
-            .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
-            .returning(Notification.id)
-        )
-    ).scalar_one_or_none()
-    if inserted is None:
-        return None
-    job_id = await enqueue(session, SEND_TASK, args={"notification_id": str(notification_id)})
-    await session.execute(
-        update(Notification).where(Notification.id == notification_id).values(job_id=job_id)
+        ).scalars()
     )
-    return notification_id
+    created: list[uuid.UUID] = [row["id"] for row in rows if row["id"] in inserted]  # in order
+    if not created:
+        return []
+    job_ids = await enqueue_many(
+        session,
+        SEND_TASK,
+        [{"notification_id": str(notification_id)} for notification_id in created],
+    )
+    await session.execute(
+        update(Notification),
+        [{"id": n, "job_id": j} for n, j in zip(created, job_ids, strict=True)],
+    )
+    return created
 
 
 async def _move(

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.notifications.notify import notify_order_paid
-from marketplace_api.orders.models import OrderStatus
+from marketplace_api.notifications.notify import notify_orders_paid
+from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
 
@@ -62,23 +62,21 @@ async def transition_payment(
     now: datetime,
     values: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Move `payment` to `to` if allowed from its current status in the database; refresh it.
+    """Move `payment` to `to` if allowed from its current status in the database; `payment` is
+    refreshed from the updated row (RETURNING, no second query).
 
     Returns False (and changes nothing) when the transition is not allowed, including when a
     concurrent transaction already moved it.
     """
-    await session.flush()  # pending attribute changes must not be lost by the refresh below
+    await session.flush()  # pending attribute changes must not be lost by the refresh
     result = await session.execute(
         update(Payment)
         .where(Payment.id == payment.id, Payment.status.in_(predecessors(to)))
         .values(status=to, status_updated_at=now, **dict(values or {}))
-        .returning(Payment.id)
-        .execution_options(synchronize_session=False)
+        .returning(Payment)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    moved = result.first() is not None
-    if moved:
-        await session.refresh(payment)
-    return moved
+    return result.scalar_one_or_none() is not None
 
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
@@ -131,10 +129,22 @@ async def mark_succeeded(
     )
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
+        orders = (
+            (
+                await session.execute(
+                    select(Order)
+                    .where(Order.payment_id == payment.id)
+                    .order_by(Order.id)
+                    .execution_options(populate_existing=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
         from marketplace_api.ledger.service import record_payment_succeeded
 
-        await record_payment_succeeded(session, payment)  # charge, fee, settled share: once
-        await notify_order_paid(session, payment.id)  # receipt + vendor's new order, once
+        await record_payment_succeeded(session, payment, orders)  # charge, fee, settled share
+        await notify_orders_paid(session, payment, orders)  # receipt + vendor's new order, once
     return moved
 
 
