@@ -75,13 +75,14 @@ async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]
     recorded; returns how many were newly inserted."""
     if not movements:
         return 0
+    # A parameter list (one multi-row INSERT at execution, "insertmanyvalues"), not a literal
+    # multi-row VALUES: that statement would be compiled again on every call.
     statement = (
         insert(MoneyMovement)
-        .values(list(movements))
         .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
         .returning(MoneyMovement.id)
     )
-    return len((await session.execute(statement)).all())
+    return len((await session.execute(statement, list(movements))).all())
 
 
 async def record(

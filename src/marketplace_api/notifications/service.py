@@ -90,16 +90,12 @@ async def notify_many(session: AsyncSession, emails: Sequence[Email]) -> list[uu
         }
         for e in emails
     ]
-    inserted = set(
-        (
-            await session.execute(
-                insert(Notification)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
-                .returning(Notification.id)
-            )
-        ).scalars()
+    statement = (  # a parameter list: one multi-row INSERT at execution, compiled once
+        insert(Notification)
+        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+        .returning(Notification.id)
     )
+    inserted = set((await session.execute(statement, rows)).scalars())
     created: list[uuid.UUID] = [row["id"] for row in rows if row["id"] in inserted]  # in order
     if not created:
         return []
