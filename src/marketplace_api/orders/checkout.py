@@ -6,7 +6,12 @@ PaymentIntent.
 2. reserve stock with conditional UPDATEs (all or nothing; 409 `out_of_stock` names the listing);
 3. write the payment, orders and items, COMMIT;
 4. create the PaymentIntent (`payments.service.ensure_payment_intent`, idempotency key
-   `payment:<id>:create`) with no transaction open, and record it.
+   `payment:<id>:create`) with no transaction open, and record it;
+5. answer from the rows just written and the payment as recorded (no reads after the COMMIT).
+
+A fresh checkout is 11 statements with a one-listing cart (BEGIN, the buyer, the cart, 3 INSERTs,
+the stock UPDATE, COMMIT; BEGIN, UPDATE payments ... RETURNING, COMMIT), see
+tests/orders/test_roundtrips.py.
 
 With an API `Idempotency-Key`, step 3 also records the payment id on the key (the recovery point),
 so a retry after a Stripe timeout resumes at step 4 for the same payment.
@@ -18,7 +23,9 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +42,8 @@ from marketplace_api.orders.exceptions import (
     VendorCannotAcceptPayments,
 )
 from marketplace_api.orders.models import Order, OrderItem, OrderStatus
-from marketplace_api.orders.schemas import MAX_QUANTITY, CheckoutCreate
+from marketplace_api.orders.schemas import MAX_QUANTITY, CheckoutCreate, CheckoutRead
+from marketplace_api.orders.service import checkout_read, placed_checkout_read
 from marketplace_api.orders.stock import reserve_stock
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotFound
@@ -51,6 +59,31 @@ STRIPE_MAX_AMOUNT = 99_999_999  # Stripe accepts at most 8 digits for most payme
 class _Line:
     listing: Listing
     quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedCheckout:
+    """What step 3 wrote and committed; server defaults (`created_at`, ...) loaded by RETURNING."""
+
+    payment: Payment
+    orders: list[Order]
+    items: list[OrderItem]
+
+
+def jsonb_ordered(value: Any) -> Any:
+    """`value` with its object keys in the order a PostgreSQL `jsonb` value keeps them (shorter
+    keys first, then bytewise), so a JSONB attribute in memory equals its row as read back (the
+    checkout answer is built from memory and must match what a read from the database gives)."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return {k: jsonb_ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [jsonb_ordered(v) for v in value]
+    return value
+
+
+def _jsonb_snapshot(details: BaseModel | None) -> dict[str, Any] | None:
+    return jsonb_ordered(details.model_dump(mode="json")) if details is not None else None
 
 
 def merge_lines(body: CheckoutCreate) -> dict[uuid.UUID, int]:
@@ -119,6 +152,20 @@ async def place_orders(
     idempotency: IdempotencyContext | None = None,
 ) -> Payment:
     """Steps 1-3: validate, reserve and write the payment and orders; commits."""
+    placed = await place_checkout(session, settings, buyer, body, now=now, idempotency=idempotency)
+    return placed.payment
+
+
+async def place_checkout(
+    session: AsyncSession,
+    settings: Settings,
+    buyer: User,
+    body: CheckoutCreate,
+    *,
+    now: datetime,
+    idempotency: IdempotencyContext | None = None,
+) -> PlacedCheckout:
+    """Steps 1-3 (`place_orders`), returning the payment, orders and items it wrote."""
     quantities = merge_lines(body)
     cart = await _load_cart(session, quantities)
     vendors = [vendor for vendor, _ in cart.values()]
@@ -152,8 +199,8 @@ async def place_orders(
             vendor_amount=split.vendor_amount,
             fee_bps=fee_bps,
             reservation_expires_at=expires_at,
-            shipping=body.shipping.model_dump(mode="json") if body.shipping else None,
-            contact=body.contact.model_dump(mode="json") if body.contact else None,
+            shipping=_jsonb_snapshot(body.shipping),
+            contact=_jsonb_snapshot(body.contact),
         )
         items += [
             OrderItem(
@@ -209,7 +256,7 @@ async def place_orders(
     # so buyers of a popular listing queue behind each other as briefly as possible.
     await reserve_stock(session, quantities)  # raises OutOfStock; the caller rolls back
     await session.commit()
-    return payment
+    return PlacedCheckout(payment, orders, items)
 
 
 async def checkout(
@@ -221,21 +268,26 @@ async def checkout(
     *,
     now: datetime,
     idempotency: IdempotencyContext | None = None,
-) -> Payment:
-    """The whole checkout; a retry of the same Idempotency-Key resumes the payment it created."""
-    payment: Payment | None = None
+) -> CheckoutRead:
+    """The whole checkout and its answer; a retry of the same Idempotency-Key resumes the
+    payment it created (and answers from the database)."""
+    on_behalf_of = on_behalf_of_enabled(settings)
     if idempotency is not None and idempotency.resource_id is not None:
-        payment = await session.get(Payment, idempotency.resource_id)
-        if payment is None or payment.buyer_id != buyer.id:
+        resumed = await session.get(Payment, idempotency.resource_id)
+        if resumed is None or resumed.buyer_id != buyer.id:
             raise PaymentNotFound()
-    if payment is None:
-        try:
-            payment = await place_orders(
-                session, settings, buyer, body, now=now, idempotency=idempotency
-            )
-        except BaseException:
-            await session.rollback()
-            raise
-    return await ensure_payment_intent(
-        session, gateway, payment, now=now, on_behalf_of=on_behalf_of_enabled(settings)
+        resumed = await ensure_payment_intent(
+            session, gateway, resumed, now=now, on_behalf_of=on_behalf_of
+        )
+        return await checkout_read(session, resumed)
+    try:
+        placed = await place_checkout(
+            session, settings, buyer, body, now=now, idempotency=idempotency
+        )
+    except BaseException:
+        await session.rollback()
+        raise
+    payment = await ensure_payment_intent(
+        session, gateway, placed.payment, now=now, on_behalf_of=on_behalf_of, orders=placed.orders
     )
+    return placed_checkout_read(payment, placed.orders, placed.items)

@@ -18,6 +18,29 @@ from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentSt
 from marketplace_api.payments.schemas import PaymentRead
 
 
+def _order_read(
+    order: Order, items: Sequence[OrderItem], payment_status: PaymentStatus
+) -> OrderRead:
+    return OrderRead(
+        id=order.id,
+        payment_id=order.payment_id,
+        vendor_id=order.vendor_id,
+        status=order.status,
+        fulfilment_status=order.fulfilment_status,
+        payment_status=payment_status,
+        currency=order.currency,
+        amount=order.amount,
+        platform_fee=order.platform_fee,
+        vendor_amount=order.vendor_amount,
+        amount_refunded=order.amount_refunded,
+        reservation_expires_at=order.reservation_expires_at,
+        shipping=order.shipping,
+        contact=order.contact,
+        items=[OrderItemRead.model_validate(i) for i in items],
+        created_at=order.created_at,
+    )
+
+
 async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[OrderRead]:
     """Orders with their items and their payment's status (two queries, whatever the count)."""
     if not orders:
@@ -34,27 +57,7 @@ async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[Or
         select(Payment.id, Payment.status).where(Payment.id.in_({o.payment_id for o in orders}))
     )
     statuses: dict[uuid.UUID, PaymentStatus] = {pid: st for pid, st in rows.all()}  # noqa: C416
-    return [
-        OrderRead(
-            id=o.id,
-            payment_id=o.payment_id,
-            vendor_id=o.vendor_id,
-            status=o.status,
-            fulfilment_status=o.fulfilment_status,
-            payment_status=statuses[o.payment_id],
-            currency=o.currency,
-            amount=o.amount,
-            platform_fee=o.platform_fee,
-            vendor_amount=o.vendor_amount,
-            amount_refunded=o.amount_refunded,
-            reservation_expires_at=o.reservation_expires_at,
-            shipping=o.shipping,
-            contact=o.contact,
-            items=[OrderItemRead.model_validate(i) for i in items[o.id]],
-            created_at=o.created_at,
-        )
-        for o in orders
-    ]
+    return [_order_read(o, items[o.id], statuses[o.payment_id]) for o in orders]
 
 
 async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:
@@ -67,8 +70,7 @@ async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> lis
     return list(result.scalars().all())
 
 
-async def checkout_read(session: AsyncSession, payment: Payment) -> CheckoutRead:
-    orders = await orders_of_payment(session, payment.id)
+def _checkout_read(payment: Payment, orders: list[OrderRead]) -> CheckoutRead:
     return CheckoutRead(
         payment_id=payment.id,
         client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
@@ -78,8 +80,33 @@ async def checkout_read(session: AsyncSession, payment: Payment) -> CheckoutRead
         charge_type=payment.charge_type,
         stripe_account=payment.stripe_account_id,
         status=payment.status,
-        orders=await order_reads(session, orders),
+        orders=orders,
         expires_at=payment.reservation_expires_at,
+    )
+
+
+async def checkout_read(session: AsyncSession, payment: Payment) -> CheckoutRead:
+    """The checkout answer from the database (an Idempotency-Key retry resuming a payment)."""
+    orders = await orders_of_payment(session, payment.id)
+    return _checkout_read(payment, await order_reads(session, orders))
+
+
+def placed_checkout_read(
+    payment: Payment, orders: Sequence[Order], items: Sequence[OrderItem]
+) -> CheckoutRead:
+    """The same answer as `checkout_read`, without a round trip, for the checkout that has just
+    written `orders` and `items` (server defaults such as `created_at` came back with the
+    INSERTs' RETURNING) and recorded the PaymentIntent with `payment`'s UPDATE ... RETURNING.
+    Orders by id and items by listing id, as `checkout_read` loads them."""
+    by_order: dict[uuid.UUID, list[OrderItem]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: i.listing_id):
+        by_order[item.order_id].append(item)
+    return _checkout_read(
+        payment,
+        [
+            _order_read(o, by_order[o.id], payment.status)
+            for o in sorted(orders, key=lambda o: o.id)
+        ],
     )
 
 

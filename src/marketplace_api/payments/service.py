@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,15 +74,20 @@ async def ensure_payment_intent(
     *,
     now: datetime,
     on_behalf_of: bool = False,
+    orders: Sequence[Order] | None = None,
 ) -> Payment:
     """Create the payment's PaymentIntent if it has none yet (idempotency key
     `payment:<id>:create`), and record its id and client secret. Safe to call again at any time;
-    see the module docstring for what happens on Stripe errors."""
+    see the module docstring for what happens on Stripe errors.
+
+    `orders`: all the payment's orders when the caller holds them (the checkout that has just
+    written them); loaded otherwise. Returns the payment as its row is now."""
     if payment.stripe_payment_intent_id and payment.client_secret:
         return payment
     if payment.status is not PaymentStatus.requires_payment:
         raise PaymentNotPayable(f"The payment is {payment.status.value}.")
-    orders = await _orders_of(session, payment.id)
+    if orders is None:
+        orders = await _orders_of(session, payment.id)
     await _end_transaction(session)
     try:
         intent = await gateway.create_payment_intent(
@@ -96,25 +102,40 @@ async def ensure_payment_intent(
     except (StripeRequestRejected, StripePermissionDenied) as exc:
         await _fail_creation(session, payment.id, exc, now=now)
         raise
-    await session.execute(
-        update(Payment)
-        .where(
-            Payment.id == payment.id,
-            or_(
-                Payment.stripe_payment_intent_id.is_(None),
-                Payment.stripe_payment_intent_id == intent["id"],
-            ),
-            Payment.client_secret.is_(None),
+    # One round trip: the conditional UPDATE brings the row back as it now is (populate_existing
+    # refreshes `payment` in the identity map). It matches nothing when a concurrent call has
+    # recorded the PaymentIntent first: then the row is read as it is.
+    current = (
+        await session.execute(
+            update(Payment)
+            .where(
+                Payment.id == payment.id,
+                or_(
+                    Payment.stripe_payment_intent_id.is_(None),
+                    Payment.stripe_payment_intent_id == intent["id"],
+                ),
+                Payment.client_secret.is_(None),
+            )
+            .values(
+                stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret")
+            )
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        .values(stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret"))
-        .execution_options(synchronize_session=False)
-    )
+    ).scalar_one_or_none()
+    if current is None:
+        current = (
+            await session.execute(
+                select(Payment)
+                .where(Payment.id == payment.id)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
     await session.commit()
-    await session.refresh(payment)
-    if payment.status not in PAYABLE_STATUSES:
+    if current.status not in PAYABLE_STATUSES:
         # Expired or cancelled while Stripe was answering: do not hand out the client secret.
-        raise PaymentNotPayable(f"The payment is {payment.status.value}.")
-    return payment
+        raise PaymentNotPayable(f"The payment is {current.status.value}.")
+    return current
 
 
 async def _fail_creation(

@@ -98,10 +98,7 @@ async def create_order(
     now = datetime.now(UTC)
 
     async def handler(context: IdempotencyContext | None) -> CheckoutRead:
-        payment = await checkout(
-            session, gateway, settings, buyer, body, now=now, idempotency=context
-        )
-        return await service.checkout_read(session, payment)
+        return await checkout(session, gateway, settings, buyer, body, now=now, idempotency=context)
 
     result = await run_idempotent(
         session,
