@@ -5,20 +5,18 @@ paths of recording the PaymentIntent (the payment moved on, or a concurrent call
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 import respx
 from fastapi.responses import JSONResponse
-from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from marketplace_api.orders import service
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser, MakeUser
+from tests.fixtures.statements import Statements
 from tests.fixtures.stripe import form
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import (
@@ -42,39 +40,6 @@ SHIPPING = {
     "phone": "+15555550100",
 }
 CONTACT = {"email": "jenny@example.com", "phone": "+15555550100"}
-
-
-class Statements:
-    """While entered: every statement the engine sends (`VERB table`) and BEGIN / COMMIT /
-    ROLLBACK, in order; `sql` keeps the statements' text."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
-        self.seen: list[str] = []
-        self.sql: list[str] = []
-        self._listeners: list[tuple[str, Callable[..., None]]] = [
-            ("before_cursor_execute", self._execute),
-            *[(name, self._transaction(name)) for name in ("begin", "commit", "rollback")],
-        ]
-
-    def _transaction(self, name: str) -> Callable[..., None]:
-        return lambda *_: self.seen.append(name.upper())
-
-    def _execute(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        words = statement.split()
-        verb = words[0].upper()
-        before_table = {"SELECT": "FROM", "INSERT": "INTO", "UPDATE": "UPDATE"}.get(verb)
-        self.seen.append(f"{verb} {words[words.index(before_table) + 1]}" if before_table else verb)
-        self.sql.append(" ".join(words))
-
-    def __enter__(self) -> Statements:
-        for name, listener in self._listeners:
-            sa_event.listen(self.engine, name, listener)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for name, listener in self._listeners:
-            sa_event.remove(self.engine, name, listener)
 
 
 @pytest.mark.parametrize("vendors", [1, 2], ids=["one-listing", "two-vendors"])
