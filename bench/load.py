@@ -24,6 +24,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    sent: int = 0  # every request of the run, warm-up included
 
     @property
     def count(self) -> int:
@@ -87,6 +88,7 @@ async def run_load(
                         result.errors += 1
 
         await asyncio.gather(*(client(i) for i in range(concurrency)))
+        result.sent = sent
         # A run bounded by max_requests may end before `duration`: rate over the time it took.
         result.duration = max(min(duration, time.perf_counter() - measure_from), 1e-9)
     return result

@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # all benchmarks (~6 min)
     .venv/bin/python bench/run.py --quick    # shorter runs, B4 at 100k rows
     .venv/bin/python bench/run.py --only B1,B2
+    .venv/bin/python bench/run.py --only F,B1,B2 --profile /tmp/prof   # + py-spy stacks
 
 Runs the real server (uvicorn, one worker) on PostgreSQL (BENCH_DATABASE_URL, default the local
 server at 127.0.0.1:5432, database `marketplace_bench`, recreated) against the Stripe stand-in
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -38,7 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import Result, run_load
+from load import Request, Result, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET = "bench-" + "j" * 60
@@ -321,7 +323,71 @@ async def b0_apparatus(duration: float) -> Row:
     )
 
 
-async def b1_checkout(base: str, seed_: Seed, duration: float) -> Row:
+@dataclass
+class Server:
+    """The API process under load: its CPU time per request, and with `--profile DIR` py-spy
+    samples of a run (warm-up included) in DIR/<name>.txt as collapsed stacks (`--format raw`),
+    for a grep or a flame graph."""
+
+    proc: psutil.Process
+    profile_dir: Path | None = None
+
+    async def load(self, name: str, request: Request, **options: Any) -> tuple[Result, float]:
+        """`run_load`, and the API's CPU milliseconds per request over the whole run."""
+        before = self.proc.cpu_times()
+        with self._profiled(name, options["duration"] + options.get("warmup", 2.0)):
+            result = await run_load(name, request, **options)
+        after = self.proc.cpu_times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        return result, 1000 * cpu / max(result.sent, 1)
+
+    @contextlib.contextmanager
+    def _profiled(self, name: str, seconds: float) -> Iterator[None]:
+        if self.profile_dir is None:
+            yield
+            return
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        output = self.profile_dir / f"{name.split()[0]}.txt"
+        args = ["py-spy", "record", "--pid", str(self.proc.pid), "--format", "raw"]
+        args += ["--nonblocking", "--duration", str(int(seconds)), "--output", str(output)]
+        with process(args) as spy:
+            yield
+            spy.wait(timeout=60)
+
+
+async def floors(base: str, server: Server, seed_: Seed, duration: float) -> list[Row]:
+    """What one worker does with almost no work: no database (`/healthz`), and one token check
+    plus one primary-key SELECT (`/v1/auth/me`). B1 and B2 cannot be cheaper than these."""
+    rows = []
+    for path, headers in [
+        ("/healthz", {}),
+        ("/v1/auth/me", {"Authorization": f"Bearer {seed_.buyer_tokens[0]}"}),
+    ]:
+
+        async def request(
+            session: aiohttp.ClientSession,
+            _: int,
+            path: str = path,
+            headers: dict[str, str] = headers,
+        ) -> int:
+            async with session.get(base + path, headers=headers) as r:
+                await r.read()
+                return r.status
+
+        result, cpu_ms = await server.load(f"F {path}", request, concurrency=32, duration=duration)
+        rows.append(
+            Row(
+                f"Floor: GET {path}, 32 clients",
+                result,
+                "reference",
+                "—",
+                f"API CPU {cpu_ms:.2f} ms/request",
+            )
+        )
+    return rows
+
+
+async def b1_checkout(base: str, seed_: Seed, duration: float, server: Server) -> Row:
     body = {"items": [{"listing_id": str(seed_.listing_id), "quantity": 1}]}
 
     async def request(session: aiohttp.ClientSession, index: int) -> int:
@@ -330,7 +396,7 @@ async def b1_checkout(base: str, seed_: Seed, duration: float) -> Row:
             await r.read()
             return r.status
 
-    result = await run_load("B1 checkout", request, concurrency=64, duration=duration)
+    result, cpu_ms = await server.load("B1 checkout", request, concurrency=64, duration=duration)
     ratio = result.throughput / (64 / STRIPE_LATENCY)
     ok = ratio >= 0.8 and result.p50_ms <= 230 and result.errors == 0
     return Row(
@@ -338,11 +404,13 @@ async def b1_checkout(base: str, seed_: Seed, duration: float) -> Row:
         result,
         "≥ 256/s (80 % of 320), p50 ≤ 230 ms",
         ratio_verdict(ok),
-        f"{ratio:.0%} of ceiling",
+        f"{ratio:.0%} of ceiling; API CPU {cpu_ms:.1f} ms/request",
     )
 
 
-async def b2_webhooks(base: str, engine: AsyncEngine, seed_: Seed, duration: float) -> Row:
+async def b2_webhooks(
+    base: str, engine: AsyncEngine, seed_: Seed, duration: float, server: Server
+) -> Row:
     payments = await seed_payments(engine, seed_, int(2500 * duration))
     cursor = iter(payments)
 
@@ -354,13 +422,14 @@ async def b2_webhooks(base: str, engine: AsyncEngine, seed_: Seed, duration: flo
             await r.read()
             return r.status
 
-    result = await run_load("B2 webhooks", request, concurrency=32, duration=duration)
+    result, cpu_ms = await server.load("B2 webhooks", request, concurrency=32, duration=duration)
     ok = result.throughput >= 1000 and result.p99_ms <= 50 and result.errors == 0
     return Row(
         "B2 webhook ingestion, 32 senders (payment_intent.succeeded)",
         result,
         "≥ 1,000/s, p99 ≤ 50 ms",
         ratio_verdict(ok),
+        f"API CPU {cpu_ms:.1f} ms/request",
     )
 
 
@@ -511,7 +580,8 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="B0,B1,B2,B3,B4,MEM")
+    parser.add_argument("--only", default="B0,F,B1,B2,B3,B4,MEM")
+    parser.add_argument("--profile", type=Path, help="write py-spy stacks of B1 and B2 here")
     args = parser.parse_args()
     only = set(args.only.upper().split(","))
     duration = 5.0 if args.quick else 15.0
@@ -531,10 +601,13 @@ async def main() -> None:
             proc,
         ),
     ):
+        server = Server(proc, args.profile)
+        if "F" in only:
+            rows.extend(await floors(base, server, seed_, duration))
         if "B1" in only:
-            rows.append(await b1_checkout(base, seed_, duration))
+            rows.append(await b1_checkout(base, seed_, duration, server))
         if "B2" in only:
-            rows.append(await b2_webhooks(base, engine, seed_, duration))
+            rows.append(await b2_webhooks(base, engine, seed_, duration, server))
         if "B3" in only:
             with api_server(url, stripe_port) as (second, _):
                 rows.append(await b3_duplicate_storm([base, second], engine, seed_, 1_000, 10))
