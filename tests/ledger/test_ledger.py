@@ -11,7 +11,7 @@ import pytest
 import respx
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace_api.config import ChargeType
 from marketplace_api.deps import AppState
@@ -25,6 +25,7 @@ from marketplace_api.refunds.schemas import RefundCreate
 from marketplace_api.transfers import service as transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
+from tests.fixtures.statements import Statements
 from tests.ledger.factories import (
     ALLOW_STRIPE_FORM_WARNING,
     NOW,
@@ -150,6 +151,36 @@ async def test_movements_are_recorded_once_and_cannot_be_changed(
         with pytest.raises(DBAPIError, match="immutable"):
             async with session.begin_nested():
                 await session.execute(text(statement))
+
+
+async def test_a_success_is_recorded_in_one_statement_stripe_fee_included(
+    session: AsyncSession, engine: AsyncEngine
+) -> None:
+    paid = await make_paid(
+        session, charge_type=ChargeType.destination, amounts=(2000, 3000), record_ledger=False
+    )
+    paid.payment.stripe_fee = 175
+    await session.flush()
+    with Statements(engine) as statements:
+        await ledger.record_payment_succeeded(session, paid.payment, paid.orders)
+    assert statements.seen == ["INSERT money_movements"]  # one round trip, whatever the rows
+    rows = (
+        await session.execute(
+            select(MoneyMovement.kind, MoneyMovement.order_id, MoneyMovement.amount)
+        )
+    ).all()
+    by_kind: dict[str, list[int]] = {}
+    for kind, order_id, amount in rows:
+        by_kind.setdefault(kind.value, []).append(amount)
+        assert (order_id is None) == (kind.value == "stripe_fee")
+    assert {kind: sorted(amounts) for kind, amounts in by_kind.items()} == {
+        "charge": [2000, 3000],
+        "platform_fee": [200, 300],
+        "transfer": [1800, 2700],
+        "stripe_fee": [-175],
+    }
+    await ledger.record_payment_succeeded(session, paid.payment)  # a replay: nothing new
+    assert (await session.execute(select(func.count()).select_from(MoneyMovement))).scalar() == 7
 
 
 async def test_admin_sees_a_payments_full_history_in_time_order(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import inspect, select
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.accounts.models import User
+from marketplace_api.webhooks import dispatch, pipeline
+from marketplace_api.webhooks.dispatch import EventContext
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import MAX_ATTEMPTS, backoff, process_due_events
 from tests.conftest import AuthUser, MakeUser
@@ -201,3 +206,86 @@ async def test_retry_job_applies_due_events_oldest_first_and_respects_the_limit(
     assert await process_due_events(test_sessionmaker) == 1
     assert recorder.applied[-1] == events[0]["id"]
     assert await _full_name(session, buyer) == "Test buyer!!!"
+
+
+async def test_handler_swallowing_a_database_error_does_not_lose_the_event(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handler that catches a database error leaves the transaction aborted: PostgreSQL would
+    answer its COMMIT with a silent ROLLBACK. The event is still stored, pending, with the error."""
+
+    async def swallowing(session: AsyncSession, ctx: EventContext) -> None:
+        with contextlib.suppress(DBAPIError):
+            await session.execute(text("SELECT 1 / 0"))
+
+    monkeypatch.setitem(dispatch.HANDLERS, "test.swallowing", swallowing)
+    evt = user_event("test.swallowing", buyer.id)
+    response = await deliver(client, evt)
+    assert response.json()["status"] == "pending"
+    row = await _event(session, evt["id"])
+    assert (row.status, row.attempts, row.next_attempt_at is not None) == (
+        EventStatus.pending,
+        1,
+        True,
+    )
+    assert "current transaction is aborted" in (row.last_error or "")
+
+
+async def test_failed_commit_stores_nothing_and_asks_stripe_to_deliver_again(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    commit = session.commit
+    calls = 0
+
+    async def commit_fails_after_applying() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first one only starts receive() from a fresh transaction
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+        await commit()
+
+    evt = user_event(TOUCH_USER, buyer.id)
+    with monkeypatch.context() as patch:
+        patch.setattr(session, "commit", commit_fails_after_applying)
+        response = await deliver(client, evt)
+    assert response.status_code == 503
+    assert response.json()["code"] == "event_store_unavailable"
+    assert await session.get(StripeEvent, evt["id"]) is None  # rolled back with its effects
+    assert await _full_name(session, buyer) == "Test buyer"
+
+    # Stripe delivers it again: applied once.
+    assert (await deliver(client, evt)).json()["status"] == "processed"
+    assert await _full_name(session, buyer) == "Test buyer!"
+
+
+async def test_duplicate_that_cannot_be_applied_now_is_still_acknowledged(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    buyer: AuthUser,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder.fail_times = 1
+    evt = user_event(FLAKY, buyer.id)
+    assert (await deliver(client, evt)).json()["status"] == "pending"
+
+    async def database_gone(*args: object, **kwargs: object) -> EventStatus:
+        raise OperationalError("SELECT", {}, ConnectionResetError("connection lost"))
+
+    monkeypatch.setattr(pipeline, "apply_event", database_gone)
+    response = await deliver(client, evt)  # stored already: not a reason to redeliver
+    assert response.status_code == 200
+    assert response.json() == {
+        "received": True,
+        "id": evt["id"],
+        "status": "pending",
+        "duplicate": True,
+    }
+    assert (await _event(session, evt["id"])).status is EventStatus.pending

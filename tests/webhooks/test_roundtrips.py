@@ -75,7 +75,7 @@ async def test_payment_succeeded_is_stored_and_applied_in_one_transaction(
     assert response.json()["status"] == "processed"
     assert first.seen == [
         "BEGIN",
-        "INSERT stripe_events",  # with its final status: no second UPDATE of the event
+        "INSERT stripe_events",  # in the same transaction as its effects
         "SELECT payments",  # locked
         "UPDATE payments",  # RETURNING the row: no refresh
         "UPDATE orders",
@@ -87,6 +87,7 @@ async def test_payment_succeeded_is_stored_and_applied_in_one_transaction(
         "INSERT notifications",  # receipt + vendor's new order: one statement
         "SELECT unnest(",  # their two send jobs
         "UPDATE notifications",  # their job ids
+        "UPDATE stripe_events",  # processed: fails if the handler left the transaction aborted
         "COMMIT",
     ]
 

@@ -76,11 +76,13 @@ async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]
     if not movements:
         return 0
     # A parameter list (one multi-row INSERT at execution, "insertmanyvalues"), not a literal
-    # multi-row VALUES: that statement would be compiled again on every call.
+    # multi-row VALUES: that statement would be compiled again on every call. `render_nulls`:
+    # rows with None in other columns (a stripe_fee has no order) stay in the same statement.
     statement = (
         insert(MoneyMovement)
         .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
         .returning(MoneyMovement.id)
+        .execution_options(render_nulls=True)
     )
     return len((await session.execute(statement, list(movements))).all())
 

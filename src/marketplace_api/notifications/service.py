@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +37,15 @@ SEND_TASK = "send_notification"
 MAX_ERROR_LENGTH = 2000
 
 _disabled_logged = False
+
+_RECORD_JOB_IDS = text(
+    """
+    UPDATE notifications SET job_id = job.id, updated_at = now()
+    FROM procrastinate_jobs AS job
+    WHERE job.id = ANY(CAST(:job_ids AS bigint[]))
+      AND notifications.id = CAST(job.args ->> 'notification_id' AS uuid)
+    """
+)
 
 
 def dedupe_key(source: str, recipient: str, kind: Kind | str) -> str:
@@ -104,10 +113,8 @@ async def notify_many(session: AsyncSession, emails: Sequence[Email]) -> list[uu
         SEND_TASK,
         [{"notification_id": str(notification_id)} for notification_id in created],
     )
-    await session.execute(
-        update(Notification),
-        [{"id": n, "job_id": j} for n, j in zip(created, job_ids, strict=True)],
-    )
+    # Each row gets the job that names it (matched on the job's arguments, not on order).
+    await session.execute(_RECORD_JOB_IDS, {"job_ids": job_ids})
     return created
 
 

@@ -4,7 +4,10 @@ Domain packages register handlers with `@handles("account.updated", ...)` in the
 module; `HANDLER_MODULES` lists those modules so the table is complete once `load_handlers()` ran.
 
 A handler runs inside the webhook pipeline's transaction: it reads and changes rows through the
-domain's state machine, never commits, and never calls Stripe. When the row an event targets does
+domain's state machine, never commits or rolls back, never calls Stripe, and does not change
+`ctx.object` (the stored event's payload). A database error it expects must be caught around a
+savepoint (`session.begin_nested()`), since an uncaught one aborts the transaction (the pipeline
+then keeps the event pending, with the error, rather than losing it). When the row an event targets does
 not exist yet (the event outran our commit), it raises `RetryLater`: the event stays pending and is
 applied again with backoff.
 """

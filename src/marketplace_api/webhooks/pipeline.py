@@ -1,11 +1,11 @@
 """The webhook pipeline: store a verified event once, then apply it exactly once.
 
-1. `receive` (a delivery): `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` with the event's
-   final status (`processed`, or `ignored` when no handler is registered), the handler, and one
-   COMMIT: the event row and the handler's effects commit together or not at all. A concurrent
-   duplicate delivery (same event id, on any replica) waits on the unique index until that
-   transaction ends, then inserts nothing. When the handler fails, everything is rolled back and
-   the event is stored `pending` with its error, to be retried (3).
+1. `receive` (a delivery): `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, the handler, the
+   move to `processed`, one COMMIT: the event row and the handler's effects commit together or
+   not at all (an event with no registered handler is inserted `ignored` and committed). A
+   concurrent duplicate delivery (same event id, on any replica) waits on the unique index until
+   that transaction ends, then inserts nothing. When the handler fails, everything is rolled back
+   and the event is stored `pending` with its error, to be retried (3).
 2. `apply_event` / `process_due_events` (a duplicate delivery, the retry job, an admin's retry):
    in a new transaction, lock the event row with `SELECT … FOR UPDATE SKIP LOCKED` while it is
    `pending` and due, run the handler inside a savepoint, and move the row to `processed` (or
@@ -22,6 +22,7 @@ Status changes of a stored event go through `transition` only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.metrics import WEBHOOK_EVENTS
@@ -156,31 +158,54 @@ async def receive(
     session: AsyncSession, event: NewEvent, *, now: datetime
 ) -> tuple[EventStatus | None, bool]:
     """Store a delivered event and apply it in the same transaction (step 1 of the module
-    docstring). Returns (the event's status afterwards, whether this delivery inserted it).
+    docstring). Returns (the event's status afterwards, whether this delivery stored it).
 
     Database errors while inserting or committing propagate: then nothing is stored and Stripe
     must deliver the event again. Once it is stored the outcome is a status, never an error."""
     await session.commit()  # start from a fresh transaction
     handler = load_handlers().get(event.type)
-    final = EventStatus.processed if handler is not None else EventStatus.ignored
-    inserted = await _insert(session, event, final, attempts=1, processed_at=now)
-    if not inserted:  # a duplicate: apply it if it is still pending and due
+    if handler is None:  # stored and acknowledged; an admin can apply it once a handler exists
+        if not await _insert(session, event, EventStatus.ignored, attempts=1, processed_at=now):
+            return await _duplicate(session, event, now)
         await session.commit()
-        return await apply_event(session, event.id, now=now), False
+        WEBHOOK_EVENTS.labels(event.type, EventStatus.ignored.value).inc()
+        return EventStatus.ignored, True
+    if not await _insert(session, event, EventStatus.pending):
+        return await _duplicate(session, event, now)
     try:
-        if handler is not None:
-            await handler(session, event_context(event))
-        await session.commit()
+        await handler(session, event_context(event))
+        # Written after the handler, so it also fails (and nothing is committed as processed)
+        # when the handler swallowed a database error that aborted the transaction.
+        await transition(session, event.id, EventStatus.processed, processed_at=now, attempts=1)
     except Exception as exc:
         await session.rollback()
         error = _failure(exc, event.id, event.type)
-        # Stored for the retry job; a concurrent duplicate may have stored it meanwhile.
-        await store_event(
-            session, event, attempts=1, last_error=error, next_attempt_at=now + backoff(1)
-        )
-        final = EventStatus.pending
-    WEBHOOK_EVENTS.labels(event.type, final.value).inc()
-    return final, True
+        retry_at = now + backoff(1)
+        if not await store_event(
+            session, event, attempts=1, last_error=error, next_attempt_at=retry_at
+        ):
+            # A concurrent delivery stored it while this one rolled back: its outcome counts.
+            return await _duplicate(session, event, now)
+        WEBHOOK_EVENTS.labels(event.type, EventStatus.pending.value).inc()
+        return EventStatus.pending, True
+    await session.commit()
+    WEBHOOK_EVENTS.labels(event.type, EventStatus.processed.value).inc()
+    return EventStatus.processed, True
+
+
+async def _duplicate(
+    session: AsyncSession, event: NewEvent, now: datetime
+) -> tuple[EventStatus | None, bool]:
+    """An event stored before: applied now if it is still pending and due. It is stored, so a
+    database error here is a status (pending, for the retry job), not a reason to redeliver."""
+    try:
+        await session.commit()
+        return await apply_event(session, event.id, now=now), False
+    except (SQLAlchemyError, OSError):
+        logger.exception("could not apply stripe event", extra={"event_id": event.id})
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            await session.rollback()
+        return EventStatus.pending, False
 
 
 def _failure(exc: Exception, event_id: str, event_type: str) -> str:
