@@ -387,6 +387,52 @@ async def floors(base: str, server: Server, seed_: Seed, duration: float) -> lis
     return rows
 
 
+async def stripe_sdk_floor(calls: int = 300) -> Row:
+    """The CPU one `PaymentIntent.create` through our gateway (stripe SDK + httpx) costs the
+    calling process, measured here against the stand-in answering at once: part of every
+    checkout's cost, whatever the service does."""
+    from marketplace_api.config import Settings
+    from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+
+    with stripe_standin(0.0) as port:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            jwt_secret=JWT_SECRET,
+            stripe_secret_key="sk_test_bench",  # noqa: S106 - the stand-in checks no key
+            stripe_api_base=f"http://127.0.0.1:{port}",
+            stripe_max_network_retries=0,
+        )
+        client = build_stripe_client(settings)
+        if client is None:
+            raise RuntimeError("no Stripe client without a secret key")
+        gateway = StripeGateway(client)
+
+        async def create(key: str) -> None:
+            await gateway.create_payment_intent(
+                amount=1000,
+                currency="usd",
+                metadata={"payment_id": key, "order_ids": key},
+                idempotency_key=f"payment:{key}:create",
+                application_fee_amount=100,
+                transfer_destination="acct_bench",
+                receipt_email="buyer@example.com",
+            )
+
+        for i in range(50):  # warm-up: connections, imports
+            await create(f"warm{i}")
+        started = time.process_time()
+        for i in range(calls):
+            await create(str(i))
+        cpu_ms = 1000 * (time.process_time() - started) / calls
+    return Row(
+        "Floor: one Stripe SDK call (PaymentIntent.create) through the gateway",
+        None,
+        "reference",
+        "—",
+        f"caller CPU {cpu_ms:.2f} ms/call",
+    )
+
+
 async def b1_checkout(base: str, seed_: Seed, duration: float, server: Server) -> Row:
     body = {"items": [{"listing_id": str(seed_.listing_id), "quantity": 1}]}
 
@@ -594,6 +640,8 @@ async def main() -> None:
     rows: list[Row] = []
     if "B0" in only:
         rows.append(await b0_apparatus(duration))
+    if "F" in only:
+        rows.append(await stripe_sdk_floor())
     with (
         stripe_standin(STRIPE_LATENCY) as stripe_port,
         api_server(url, stripe_port) as (
