@@ -7,9 +7,9 @@ A handler runs inside the webhook pipeline's transaction: it reads and changes r
 domain's state machine, never commits or rolls back, never calls Stripe, and does not change
 `ctx.object` (the stored event's payload). A database error it expects must be caught around a
 savepoint (`session.begin_nested()`), since an uncaught one aborts the transaction (the pipeline
-then keeps the event pending, with the error, rather than losing it). When the row an event targets does
-not exist yet (the event outran our commit), it raises `RetryLater`: the event stays pending and is
-applied again with backoff.
+then keeps the event pending, with the error, rather than losing it). When the row an event
+targets does not exist yet (the event outran our commit), it raises `RetryLater`: the event stays
+pending and is applied again with backoff.
 """
 
 from __future__ import annotations
