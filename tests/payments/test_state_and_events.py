@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
 from marketplace_api.deps import AppState
-from marketplace_api.orders.checkout import place_orders
+from marketplace_api.orders.checkout import place_checkout
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.schemas import CheckoutCreate
 from marketplace_api.payments import events
@@ -38,7 +38,7 @@ async def _payment(
     body = CheckoutCreate.model_validate(
         {"items": [{"listing_id": str(listing.id), "quantity": 2}]}
     )
-    payment = await place_orders(session, settings, buyer.user, body, now=T0)
+    payment = (await place_checkout(session, settings, buyer.user, body, now=T0)).payment
     payment.stripe_payment_intent_id = f"pi_{payment.id.hex}"
     await session.commit()
     return payment, listing

@@ -142,20 +142,6 @@ def choose_charge_type(vendors: list[Vendor], settings: Settings) -> ChargeType:
     return vendors[0].charge_type_override or settings.default_charge_type
 
 
-async def place_orders(
-    session: AsyncSession,
-    settings: Settings,
-    buyer: User,
-    body: CheckoutCreate,
-    *,
-    now: datetime,
-    idempotency: IdempotencyContext | None = None,
-) -> Payment:
-    """Steps 1-3: validate, reserve and write the payment and orders; commits."""
-    placed = await place_checkout(session, settings, buyer, body, now=now, idempotency=idempotency)
-    return placed.payment
-
-
 async def place_checkout(
     session: AsyncSession,
     settings: Settings,
@@ -165,7 +151,8 @@ async def place_checkout(
     now: datetime,
     idempotency: IdempotencyContext | None = None,
 ) -> PlacedCheckout:
-    """Steps 1-3 (`place_orders`), returning the payment, orders and items it wrote."""
+    """Steps 1-3: validate, reserve and write the payment, orders and items; commits. Returns
+    what it wrote."""
     quantities = merge_lines(body)
     cart = await _load_cart(session, quantities)
     vendors = [vendor for vendor, _ in cart.values()]
