@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import Settings
 from marketplace_api.errors import ProblemError
 from marketplace_api.orders.models import Order, OrderItem
+from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
@@ -53,13 +54,6 @@ CHECKOUT_MARGIN = timedelta(minutes=2)  # time between our computation and Strip
 def on_behalf_of_enabled(settings: Settings) -> bool:
     """Destination charges with `on_behalf_of` = the vendor (`DESTINATION_ON_BEHALF_OF`)."""
     return settings.destination_on_behalf_of
-
-
-async def _orders_of(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:
-    result = await session.execute(
-        select(Order).where(Order.payment_id == payment_id).order_by(Order.id)
-    )
-    return list(result.scalars().all())
 
 
 async def _end_transaction(session: AsyncSession) -> None:
@@ -87,7 +81,7 @@ async def ensure_payment_intent(
     if payment.status is not PaymentStatus.requires_payment:
         raise PaymentNotPayable(f"The payment is {payment.status.value}.")
     if orders is None:
-        orders = await _orders_of(session, payment.id)
+        orders = await orders_of_payment(session, payment.id)
     await _end_transaction(session)
     try:
         intent = await gateway.create_payment_intent(
@@ -324,7 +318,7 @@ async def create_checkout_session(
             .execution_options(synchronize_session=False)
         )
     seq = payment.checkout_session_seq
-    orders = await _orders_of(session, payment.id)
+    orders = await orders_of_payment(session, payment.id)
     items = (
         await session.execute(
             select(OrderItem)

@@ -20,7 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.notifications.notify import notify_orders_paid
-from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.models import OrderStatus
+from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
 
@@ -129,18 +130,7 @@ async def mark_succeeded(
     )
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
-        orders = (
-            (
-                await session.execute(
-                    select(Order)
-                    .where(Order.payment_id == payment.id)
-                    .order_by(Order.id)
-                    .execution_options(populate_existing=True)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        orders = await orders_of_payment(session, payment.id)  # once, for ledger and e-mails
         from marketplace_api.ledger.service import record_payment_succeeded
 
         await record_payment_succeeded(session, payment, orders)  # charge, fee, settled share

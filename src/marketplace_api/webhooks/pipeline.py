@@ -118,16 +118,10 @@ def event_context(event: StripeEvent | NewEvent) -> EventContext:
     )
 
 
-async def store_event(
-    session: AsyncSession,
-    event: NewEvent,
-    *,
-    status: EventStatus = EventStatus.pending,
-    **values: Any,
-) -> bool:
-    """Insert the event (in `status`, with `values` for its other columns) unless it is already
+async def store_event(session: AsyncSession, event: NewEvent, **values: Any) -> bool:
+    """Insert the event `pending` (with `values` for its other columns) unless it is already
     stored, and commit. True when newly inserted."""
-    inserted = await _insert(session, event, status, **values)
+    inserted = await _insert(session, event, EventStatus.pending, **values)
     await session.commit()
     return inserted
 
@@ -199,7 +193,6 @@ async def _duplicate(
     """An event stored before: applied now if it is still pending and due. It is stored, so a
     database error here is a status (pending, for the retry job), not a reason to redeliver."""
     try:
-        await session.commit()
         return await apply_event(session, event.id, now=now), False
     except (SQLAlchemyError, OSError):
         logger.exception("could not apply stripe event", extra={"event_id": event.id})
