@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick    # shorter runs, B4 at 100k rows
     .venv/bin/python bench/run.py --only B1,B2
     .venv/bin/python bench/run.py --only F,B1,B2 --profile /tmp/prof   # + py-spy stacks
+    .venv/bin/python bench/run.py --only B1,B2 --repeat 3   # the lean-ratio rows, three times
 
 Runs the real server (uvicorn, one worker) on PostgreSQL (BENCH_DATABASE_URL, default the local
 server at 127.0.0.1:5432, database `marketplace_bench`, recreated) against the Stripe stand-in
@@ -11,6 +12,11 @@ server at 127.0.0.1:5432, database `marketplace_bench`, recreated) against the S
 limits are off and the log level is WARNING during the runs (an access line per request would
 measure the terminal). See BENCHMARKING.md for the method: apparatus first, closed loop, fixed
 concurrency and duration after a warm-up.
+
+B1 and B2 are judged against the lean reference (`bench/lean_checkout.py`: the same work in
+FastAPI + raw asyncpg + the stripe SDK, no middleware, no ORM), run right before them on the same
+PostgreSQL server and the same stand-in: the service's API CPU per request, throughput and p99
+are printed as ratios of the lean one's.
 """
 
 from __future__ import annotations
@@ -111,28 +117,60 @@ def server_env(database_url: str, stripe_port: int) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def api_server(database_url: str, stripe_port: int) -> Iterator[tuple[str, psutil.Process]]:
-    port = free_port()
-    args = [
+def uvicorn_args(app: str, port: int, workers: int, *extra: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "uvicorn",
-        "marketplace_api.main:create_app",
+        app,
         "--factory",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
+        *extra,
     ]
-    with process(args, server_env(database_url, stripe_port)) as proc:
+
+
+@contextlib.contextmanager
+def api_server(
+    database_url: str, stripe_port: int, workers: int = 1
+) -> Iterator[tuple[str, psutil.Process]]:
+    port = free_port()
+    env = server_env(database_url, stripe_port)
+    if workers > 1:  # the same 32 connections in all, split between the processes
+        env["DB_POOL_SIZE"] = str(32 // workers)
+    args = uvicorn_args("marketplace_api.main:create_app", port, workers)
+    with process(args, env) as proc:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz")
+        yield base, psutil.Process(proc.pid)
+
+
+@contextlib.contextmanager
+def lean_server(database_url: str, stripe_port: int) -> Iterator[tuple[str, psutil.Process]]:
+    """The lean reference (`bench/lean_checkout.py`), one worker, on the same database server."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEAN_DATABASE_URL": database_url,
+        "STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port}",
+        "JWT_SECRET": JWT_SECRET,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    args = uvicorn_args("lean_checkout:create_app", port, 1, "--app-dir", str(ROOT / "bench"))
+    with process(args, env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                break
+            time.sleep(0.1)
         yield base, psutil.Process(proc.pid)
 
 
@@ -176,6 +214,7 @@ async def prepare_database(url: str) -> None:
 
 @dataclass
 class Seed:
+    buyer_ids: list[uuid.UUID]
     buyer_tokens: list[str]
     vendor_token: str
     vendor_id: uuid.UUID
@@ -221,8 +260,75 @@ async def seed(engine: AsyncEngine, buyers: int) -> Seed:
             {"id": listing_id, "vendor": vendor_id},
         )
     return Seed(
-        [token(b, "buyer") for b in buyer_ids], token(vendor_user, "vendor"), vendor_id, listing_id
+        buyer_ids,
+        [token(b, "buyer") for b in buyer_ids],
+        token(vendor_user, "vendor"),
+        vendor_id,
+        listing_id,
     )
+
+
+async def seed_lean(url: str, seed_: Seed) -> None:
+    """The lean reference's own tables, with the same buyers (so the same tokens), vendor and
+    listing ids as the service's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import lean_checkout
+
+    await lean_checkout.prepare(url)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO lean.users (id, role) "
+                "SELECT id, 'buyer' FROM unnest(CAST(:ids AS uuid[])) AS t(id)"
+            ),
+            {"ids": seed_.buyer_ids},
+        )
+        await conn.execute(
+            text("INSERT INTO lean.vendors VALUES (:id, 'acct_bench', true)"),
+            {"id": seed_.vendor_id},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO lean.listings VALUES (:id, :vendor, 1000, 'usd', 1000000000, 'active')"
+            ),
+            {"id": seed_.listing_id, "vendor": seed_.vendor_id},
+        )
+    await engine.dispose()
+
+
+async def seed_lean_payments(engine: AsyncEngine, seed_: Seed, count: int) -> list[tuple[str, str]]:
+    """`count` unpaid lean payments (one order each): (payment_id, pi_id)."""
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    """
+                    WITH p AS (
+                      INSERT INTO lean.payments (id, buyer_id, status, currency, amount,
+                        platform_fee, stripe_payment_intent_id)
+                      SELECT gen_random_uuid(), :buyer, 'requires_payment', 'usd', 1000, 100,
+                        :prefix || g
+                      FROM generate_series(1, :n) g
+                      RETURNING id, stripe_payment_intent_id
+                    ), o AS (
+                      INSERT INTO lean.orders (id, payment_id, vendor_id, status, currency,
+                        amount, platform_fee, vendor_amount)
+                      SELECT gen_random_uuid(), p.id, :vendor, 'pending_payment', 'usd', 1000,
+                        100, 900 FROM p
+                    )
+                    SELECT id::text, stripe_payment_intent_id FROM p
+                    """
+                ),
+                {
+                    "buyer": seed_.buyer_ids[0],
+                    "vendor": seed_.vendor_id,
+                    "n": count,
+                    "prefix": f"pi_lean_{uuid.uuid4().hex[:8]}_",
+                },
+            )
+        ).all()
+    return [(r[0], r[1]) for r in rows]
 
 
 async def seed_payments(engine: AsyncEngine, seed_: Seed, count: int) -> list[tuple[str, str]]:
@@ -323,6 +429,28 @@ async def b0_apparatus(duration: float) -> Row:
     )
 
 
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass
+class Measured:
+    """One run's result and the server's CPU per request: what the ratio rows compare."""
+
+    result: Result
+    cpu_ms: float
+
+
+def lean_ratios(service: Measured, lean: Measured) -> tuple[float, float, float]:
+    """(API CPU, throughput, p99) of the service as multiples of the lean reference's."""
+    return (
+        service.cpu_ms / lean.cpu_ms,
+        service.result.throughput / lean.result.throughput,
+        service.result.p99_ms / lean.result.p99_ms,
+    )
+
+
 @dataclass
 class Server:
     """The API process under load: its CPU time per request, and with `--profile DIR` py-spy
@@ -333,12 +461,13 @@ class Server:
     profile_dir: Path | None = None
 
     async def load(self, name: str, request: Request, **options: Any) -> tuple[Result, float]:
-        """`run_load`, and the API's CPU milliseconds per request over the whole run."""
-        before = self.proc.cpu_times()
+        """`run_load`, and the API's CPU milliseconds per request over the whole run (all of
+        its processes: with `--workers N` uvicorn's workers are children of the first)."""
+        processes = [self.proc, *self.proc.children(recursive=True)]
+        before = sum(_cpu_seconds(p) for p in processes)
         with self._profiled(name, options["duration"] + options.get("warmup", 2.0)):
             result = await run_load(name, request, **options)
-        after = self.proc.cpu_times()
-        cpu = (after.user - before.user) + (after.system - before.system)
+        cpu = sum(_cpu_seconds(p) for p in processes) - before
         return result, 1000 * cpu / max(result.sent, 1)
 
     @contextlib.contextmanager
@@ -433,49 +562,100 @@ async def stripe_sdk_floor(calls: int = 300) -> Row:
     )
 
 
-async def b1_checkout(base: str, seed_: Seed, duration: float, server: Server) -> Row:
-    body = {"items": [{"listing_id": str(seed_.listing_id), "quantity": 1}]}
-
+def checkout_request(base: str, path: str, seed_: Seed, body: dict[str, Any]) -> Request:
     async def request(session: aiohttp.ClientSession, index: int) -> int:
         headers = {"Authorization": f"Bearer {seed_.buyer_tokens[index]}"}
-        async with session.post(f"{base}/v1/buyer/orders", json=body, headers=headers) as r:
+        async with session.post(f"{base}{path}", json=body, headers=headers) as r:
             await r.read()
             return r.status
 
-    result, cpu_ms = await server.load("B1 checkout", request, concurrency=64, duration=duration)
-    ratio = result.throughput / (64 / STRIPE_LATENCY)
-    ok = ratio >= 0.8 and result.p50_ms <= 230 and result.errors == 0
+    return request
+
+
+def webhook_request(base: str, path: str, payments: list[tuple[str, str]], prefix: str) -> Request:
+    cursor = iter(payments)
+
+    async def request(session: aiohttp.ClientSession, _: int) -> int:
+        payment_id, pi_id = next(cursor)
+        body, signature = signed_event(payment_id, pi_id, f"{prefix}{pi_id}")
+        headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
+        async with session.post(f"{base}{path}", data=body, headers=headers) as r:
+            await r.read()
+            return r.status
+
+    return request
+
+
+async def lean_checkout(base: str, seed_: Seed, duration: float, server: Server) -> Measured:
+    body = {"listing_id": str(seed_.listing_id), "quantity": 1}
+    request = checkout_request(base, "/checkout", seed_, body)
+    return Measured(*await server.load("L1 lean", request, concurrency=64, duration=duration))
+
+
+async def lean_webhooks(
+    base: str, engine: AsyncEngine, seed_: Seed, duration: float, server: Server
+) -> Measured:
+    payments = await seed_lean_payments(engine, seed_, int(2500 * duration))
+    request = webhook_request(base, "/webhook", payments, "evt_lean_")
+    return Measured(*await server.load("L2 lean", request, concurrency=32, duration=duration))
+
+
+def lean_row(name: str, lean: Measured) -> Row:
+    return Row(name, lean.result, "reference", "—", f"API CPU {lean.cpu_ms:.1f} ms/request")
+
+
+async def b1_checkout(
+    base: str, seed_: Seed, duration: float, server: Server, name: str = "B1"
+) -> Measured:
+    body = {"items": [{"listing_id": str(seed_.listing_id), "quantity": 1}]}
+    request = checkout_request(base, "/v1/buyer/orders", seed_, body)
+    return Measured(
+        *await server.load(f"{name} checkout", request, concurrency=64, duration=duration)
+    )
+
+
+def b1_row(service: Measured, lean: Measured) -> Row:
+    cpu, throughput, p99 = lean_ratios(service, lean)
+    ok = cpu <= 1.3 and throughput >= 0.8 and p99 <= 2.0 and service.result.errors == 0
     return Row(
         "B1 checkout, 64 buyers, Stripe at 200 ms",
-        result,
-        "≥ 256/s (80 % of 320), p50 ≤ 230 ms",
+        service.result,
+        "vs lean: CPU ≤ 1.3×, throughput ≥ 0.8×, p99 ≤ 2×",
         ratio_verdict(ok),
-        f"{ratio:.0%} of ceiling; API CPU {cpu_ms:.1f} ms/request",
+        f"API CPU {service.cpu_ms:.1f} ms/request; vs lean: CPU {cpu:.2f}×, "
+        f"throughput {throughput:.2f}×, p99 {p99:.2f}×",
+    )
+
+
+def workers_row(two: Measured, one: Measured) -> Row:
+    ratio = two.result.throughput / one.result.throughput
+    ok = ratio >= 1.0 and two.result.errors == 0
+    return Row(
+        "B1 checkout with `serve --workers 2` (same 32 connections in all)",
+        two.result,
+        "not slower than one worker",
+        ratio_verdict(ok),
+        f"{ratio:.2f}× one worker's throughput; API CPU {two.cpu_ms:.1f} ms/request",
     )
 
 
 async def b2_webhooks(
     base: str, engine: AsyncEngine, seed_: Seed, duration: float, server: Server
-) -> Row:
+) -> Measured:
     payments = await seed_payments(engine, seed_, int(2500 * duration))
-    cursor = iter(payments)
+    request = webhook_request(base, "/webhooks/stripe", payments, "evt_b2_")
+    return Measured(*await server.load("B2 webhooks", request, concurrency=32, duration=duration))
 
-    async def request(session: aiohttp.ClientSession, _: int) -> int:
-        payment_id, pi_id = next(cursor)
-        body, signature = signed_event(payment_id, pi_id, f"evt_b2_{pi_id}")
-        headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
-        async with session.post(f"{base}/webhooks/stripe", data=body, headers=headers) as r:
-            await r.read()
-            return r.status
 
-    result, cpu_ms = await server.load("B2 webhooks", request, concurrency=32, duration=duration)
-    ok = result.throughput >= 1000 and result.p99_ms <= 50 and result.errors == 0
+def b2_row(service: Measured, lean: Measured) -> Row:
+    cpu, _, p99 = lean_ratios(service, lean)
+    ok = cpu <= 1.3 and p99 <= 2.0 and service.result.errors == 0
     return Row(
         "B2 webhook ingestion, 32 senders (payment_intent.succeeded)",
-        result,
-        "≥ 1,000/s, p99 ≤ 50 ms",
+        service.result,
+        "vs lean: CPU ≤ 1.3×, p99 ≤ 2×",
         ratio_verdict(ok),
-        f"API CPU {cpu_ms:.1f} ms/request",
+        f"API CPU {service.cpu_ms:.1f} ms/request; vs lean: CPU {cpu:.2f}×, p99 {p99:.2f}×",
     )
 
 
@@ -641,6 +821,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="B0,F,B1,B2,B3,B4,MEM")
     parser.add_argument("--profile", type=Path, help="write py-spy stacks of B1 and B2 here")
+    parser.add_argument("--repeat", type=int, default=1, help="run the lean/B1/B2 rows N times")
     args = parser.parse_args()
     only = set(args.only.upper().split(","))
     duration = 5.0 if args.quick else 15.0
@@ -650,6 +831,7 @@ async def main() -> None:
     await prepare_database(url)
     engine = create_async_engine(url)
     seed_ = await seed(engine, buyers=64)
+    await seed_lean(url, seed_)
     rows: list[Row] = []
     if "B0" in only:
         rows.append(await b0_apparatus(duration))
@@ -665,10 +847,24 @@ async def main() -> None:
         server = Server(proc, args.profile)
         if "F" in only:
             rows.extend(await floors(base, server, seed_, duration))
-        if "B1" in only:
-            rows.append(await b1_checkout(base, seed_, duration, server))
-        if "B2" in only:
-            rows.append(await b2_webhooks(base, engine, seed_, duration, server))
+        for _ in range(args.repeat):
+            if "B1" in only:
+                with lean_server(url, stripe_port) as (lean_base, lean_proc):
+                    lean = Server(lean_proc, args.profile)
+                    lean1 = await lean_checkout(lean_base, seed_, duration, lean)
+                one = await b1_checkout(base, seed_, duration, server)
+                rows += [lean_row("Lean checkout (bench/lean_checkout.py)", lean1)]
+                rows += [b1_row(one, lean1)]
+                with api_server(url, stripe_port, workers=2) as (base2, proc2):
+                    two = await b1_checkout(base2, seed_, duration, Server(proc2), "B1w2")
+                rows.append(workers_row(two, one))
+            if "B2" in only:
+                with lean_server(url, stripe_port) as (lean_base, lean_proc):
+                    lean = Server(lean_proc, args.profile)
+                    lean2 = await lean_webhooks(lean_base, engine, seed_, duration, lean)
+                service2 = await b2_webhooks(base, engine, seed_, duration, server)
+                rows += [lean_row("Lean webhook (bench/lean_checkout.py)", lean2)]
+                rows += [b2_row(service2, lean2)]
         if "B3" in only:
             with api_server(url, stripe_port) as (second, _):
                 rows.append(await b3_duplicate_storm([base, second], engine, seed_, 1_000, 10))
