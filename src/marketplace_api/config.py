@@ -22,7 +22,7 @@ class Environment(enum.StrEnum):
 
 
 class ChargeType(enum.StrEnum):
-    """The three Stripe Connect charge types (see README, "Money flows")."""
+    """The three Stripe Connect charge types (see docs/money-flows.md)."""
 
     destination = "destination"
     direct = "direct"
