@@ -19,4 +19,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
 # Production sets DATABASE_URL, STRIPE_* and JWT_SECRET; `serve` applies migrations first.
+# Behind a load balancer also set TRUSTED_PROXIES (its addresses): otherwise X-Forwarded-For is
+# ignored and every client is counted as the load balancer's address.
 CMD ["marketplace-api", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -9,8 +9,22 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from marketplace_api.config import get_settings
+from pydantic import ValidationError
+
+from marketplace_api.config import Settings, get_settings
+
+
+def _load_settings() -> Settings | None:
+    """The settings, or None after printing why they were refused (production names each unsafe
+    setting; a traceback would only bury the message)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        reasons = (str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print("error: " + "; ".join(reasons), file=sys.stderr)
+        return None
 
 
 def _use_resolved_database_url() -> str:
@@ -42,12 +56,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's forwarded-header options: X-Forwarded-For/-Proto are believed only from
+    TRUSTED_PROXIES. Without any, uvicorn would trust its own default (127.0.0.1, or the
+    FORWARDED_ALLOW_IPS variable), so the headers are switched off altogether."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from marketplace_api.observability import configure_logging
 
-    settings = get_settings()
+    settings = _load_settings()
+    if settings is None:
+        return 2
     configure_logging(settings.log_level, json_logs=settings.log_json)
     if settings.database_url is None and not args.no_worker:
         # The embedded default is the one-command setup: the API also runs the job worker.
@@ -62,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=None if args.reload else args.workers,
         reload=args.reload,
-        proxy_headers=True,
+        **proxy_options(settings),
         log_config=None,
         access_log=False,
     )
@@ -73,7 +98,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from marketplace_api.jobs.worker import run_worker
     from marketplace_api.observability import configure_logging
 
-    settings = get_settings()
+    settings = _load_settings()
+    if settings is None:
+        return 2
     configure_logging(settings.log_level, json_logs=settings.log_json)
     url = _use_resolved_database_url()
     queues = [q for item in args.queues or [] for q in item.split(",") if q]
@@ -123,7 +150,6 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 def openapi_document() -> str:
-    from marketplace_api.config import Settings
     from marketplace_api.main import create_app
 
     # The schema must not depend on the machine's environment.

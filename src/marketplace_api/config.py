@@ -34,6 +34,11 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "secret", "dev-secret-change-me", "sk_test_placeholder"}
 )
 DEV_JWT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production, see below
+# HMAC only: the key is our own secret. `none` would accept unsigned tokens (and made every login
+# a 500), and an asymmetric name would need a key pair this service does not have.
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+# A Stripe signing secret is `whsec_` followed by (at least) 32 characters.
+_WEBHOOK_SECRET_MIN_LENGTH = len("whsec_") + 24
 
 
 def _split_csv(value: object) -> object:
@@ -49,7 +54,13 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A refusal names the setting; it must not print the secrets it was given.
+        hide_input_in_errors=True,
+    )
 
     environment: Environment = Environment.development
 
@@ -77,6 +88,9 @@ class Settings(BaseSettings):
     stripe_connect_api_base: str = "https://connect.stripe.com"
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
     stripe_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Production refuses a test-mode key (sk_test_/rk_test_) unless this says it is meant to
+    # (a staging deployment against Stripe's test mode).
+    stripe_allow_test_keys: bool = False
 
     # --- auth -----------------------------------------------------------------------------
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -90,6 +104,14 @@ class Settings(BaseSettings):
     )
     frontend_url: str = "http://localhost:5173"
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs, comma-separated;
+    # `*` trusts every peer). Empty: forwarded headers are ignored and the client address is the
+    # TCP peer, so nobody can choose the address the rate limits count.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # /docs, /redoc and /openapi.json. Unset: on in development and test, off in production.
+    docs_enabled: bool | None = None
+    # Strict-Transport-Security max-age, sent in production only (browsers then refuse plain http).
+    hsts_max_age_seconds: int = Field(default=63_072_000, ge=0)
 
     # --- money ----------------------------------------------------------------------------
     platform_fee_bps: int = Field(default=1000, ge=0, le=10_000)
@@ -113,7 +135,10 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str | None = None
     rate_limit_enabled: bool = True
     rate_limit_login: str = "10/minute"
+    # Per target e-mail, whatever address the attempts come from (a distributed guess).
+    rate_limit_login_email: str = "20/hour"
     rate_limit_register: str = "5/minute"
+    rate_limit_refresh: str = "30/minute"
     rate_limit_checkout: str = "30/minute"
     rate_limit_refund_request: str = "10/minute"
 
@@ -136,10 +161,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _hmac_algorithm_only(cls, value: str) -> str:
+        # Refused in every environment: a wrong algorithm breaks every login, not just security.
+        if value not in JWT_ALGORITHMS:
+            raise ValueError(f"JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}")
+        return value
 
     @field_validator("stripe_webhook_secrets", mode="before")
     @classmethod
@@ -160,6 +193,11 @@ class Settings(BaseSettings):
             problems.append("JWT_SECRET is missing or a placeholder")
         elif len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("JWT_SECRET must be at least 32 characters")
+        elif _low_entropy(self.jwt_secret.get_secret_value()):
+            problems.append(
+                "JWT_SECRET is low-entropy (too few distinct characters or a repeated pattern);"
+                " generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
         key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
         if key in PLACEHOLDER_SECRETS:
             problems.append("STRIPE_SECRET_KEY is missing or a placeholder")
@@ -169,13 +207,80 @@ class Settings(BaseSettings):
             problems.append("STRIPE_WEBHOOK_SECRETS is missing or contains a placeholder")
         if not self.database_url:
             problems.append("DATABASE_URL is required in production (no embedded database)")
+        problems.extend(self._unsafe_in_production())
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
+    def _unsafe_in_production(self) -> list[str]:
+        """Settings that work but would be unsafe with real money and real users."""
+        problems: list[str] = []
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        if key and key not in PLACEHOLDER_SECRETS:
+            if key.startswith(("sk_test_", "rk_test_")):
+                if not self.stripe_allow_test_keys:
+                    problems.append(
+                        "STRIPE_SECRET_KEY is a test-mode key; set STRIPE_ALLOW_TEST_KEYS=true"
+                        " if this deployment is meant to run against Stripe's test mode"
+                    )
+            elif not key.startswith(("sk_live_", "rk_live_")):
+                problems.append(
+                    "STRIPE_SECRET_KEY is not a Stripe secret or restricted key"
+                    " (sk_live_…/rk_live_…)"
+                )
+        bad_webhook_secrets = [
+            s
+            for s in self.stripe_webhook_secrets
+            if s.get_secret_value() not in PLACEHOLDER_SECRETS
+            and not _plausible_webhook_secret(s.get_secret_value())
+        ]
+        if bad_webhook_secrets:
+            problems.append(
+                f"STRIPE_WEBHOOK_SECRETS: {len(bad_webhook_secrets)} entry(ies) not a Stripe"
+                " signing secret (whsec_ followed by at least 24 characters)"
+            )
+        if any("*" in origin for origin in self.cors_origins):
+            problems.append("CORS_ORIGINS must list the SPA's origins, not `*`")
+        for name, url in (
+            ("STRIPE_API_BASE", self.stripe_api_base),
+            ("STRIPE_CONNECT_API_BASE", self.stripe_connect_api_base),
+            ("FRONTEND_URL", self.frontend_url),
+        ):
+            if not url.startswith("https://"):
+                problems.append(f"{name} must be an https:// URL in production")
+        if self.metrics_token is not None and (
+            len(self.metrics_token.get_secret_value()) < 16
+            or self.metrics_token.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
+            problems.append("METRICS_TOKEN must be at least 16 characters")
+        return problems
+
+    @property
+    def docs_on(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment is not Environment.production
+
     @property
     def stripe_enabled(self) -> bool:
         return self.stripe_secret_key is not None
+
+
+def _plausible_webhook_secret(secret: str) -> bool:
+    return secret.startswith("whsec_") and len(secret) >= _WEBHOOK_SECRET_MIN_LENGTH
+
+
+def _low_entropy(secret: str) -> bool:
+    """A key a person typed or padded (`aaaa…`, `abcabc…`), not one drawn at random: too few
+    distinct characters, or one short unit repeated. A random 32-character key of any common
+    alphabet (hex, base64) has well over 10 distinct characters."""
+    if len(set(secret)) < 10:
+        return True
+    return any(
+        len(secret) % size == 0 and secret == secret[:size] * (len(secret) // size)
+        for size in range(1, len(secret) // 2 + 1)
+    )
 
 
 @lru_cache

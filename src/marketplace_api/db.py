@@ -55,6 +55,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         # No pre-ping (a round trip per checkout); connections are recycled instead, and a
         # connection that died is discarded on its first error.
         pool_recycle=1800,
+        # Statement parameters hold password hashes, tokens' digests and e-mails: never put them
+        # in an exception's message (which reaches the logs).
+        hide_parameters=True,
         # Timestamps are always stored and compared in UTC.
         connect_args={
             "server_settings": {"timezone": "UTC", "application_name": "marketplace-api"}

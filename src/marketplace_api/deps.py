@@ -9,17 +9,19 @@ wrong role; resource dependencies built on them answer 404 for another user's re
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace_api.accounts.exceptions import InvalidAccessToken, RoleNotAllowed
 from marketplace_api.accounts.models import Role, User
 from marketplace_api.accounts.security import InvalidToken, decode_access_token
+from marketplace_api.accounts.service import normalize_email
 from marketplace_api.config import Settings
 from marketplace_api.errors import Unauthorized
 from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
@@ -113,29 +115,49 @@ CurrentVendor = Annotated[User, require_role(Role.vendor)]
 CurrentAdmin = Annotated[User, require_role(Role.admin)]
 
 
-def rate_limit(scope: str) -> Any:
+def client_address(request: Request) -> str:
+    """The client's address as the server saw it: the TCP peer, or what a trusted proxy forwarded
+    (`TRUSTED_PROXIES`, applied by uvicorn before the app runs). Never a header a client sent."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else "-"
+
+
+def rate_limit(scope: str, *, per: Literal["address", "user"] = "address") -> Any:
     """`Depends` counting the request against `settings.rate_limit_<scope>`.
 
-    The key is the signed-in user when the route has one (checkout, refunds), else the client IP
-    (login, register). Declare it on the route: `dependencies=[rate_limit("login")]`.
+    `per="address"` (register, refresh) counts the client's address; `per="user"` (checkout,
+    refund requests) counts the signed-in user, after the token was verified and the user found
+    active. Never a token string as sent: each token, valid or not, would get a budget of its own.
+    Declare it on the route: `dependencies=[rate_limit("checkout", per="user")]`.
     """
+    if per == "user":
 
-    async def dependency(request: Request, state: AppStateDep) -> None:
-        settings = state.settings
-        if not settings.rate_limit_enabled:
-            return
-        limit: str = getattr(settings, f"rate_limit_{scope}")
-        token = await oauth2_scheme(request)
-        key = _user_key(settings, token) or f"ip:{request.client.host if request.client else '-'}"
-        await state.rate_limiter.hit(scope, key, limit)
+        async def by_user(user: CurrentUser, state: AppStateDep) -> None:
+            if state.settings.rate_limit_enabled:
+                limit: str = getattr(state.settings, f"rate_limit_{scope}")
+                await state.rate_limiter.hit(scope, f"user:{user.id}", limit)
 
-    return Depends(dependency)
+        return Depends(by_user)
+
+    async def by_address(request: Request, state: AppStateDep) -> None:
+        if state.settings.rate_limit_enabled:
+            limit: str = getattr(state.settings, f"rate_limit_{scope}")
+            await state.rate_limiter.hit(scope, f"ip:{client_address(request)}", limit)
+
+    return Depends(by_address)
 
 
-def _user_key(settings: Settings, token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        return f"user:{decode_access_token(settings, token).user_id}"
-    except InvalidToken:
-        return None
+async def limit_login_attempts(
+    request: Request,
+    state: AppStateDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> None:
+    """Login is counted per client address and per target e-mail: many addresses guessing one
+    account's password share the e-mail's budget. The e-mail is hashed before it becomes a key."""
+    settings = state.settings
+    if not settings.rate_limit_enabled:
+        return
+    address = client_address(request)
+    await state.rate_limiter.hit("login", f"ip:{address}", settings.rate_limit_login)
+    email = hashlib.sha256(normalize_email(form.username).encode()).hexdigest()[:32]
+    await state.rate_limiter.hit("login_email", f"email:{email}", settings.rate_limit_login_email)

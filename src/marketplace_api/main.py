@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
@@ -14,14 +15,18 @@ from fastapi_offline import FastAPIOffline
 from marketplace_api import __version__
 from marketplace_api.api import health, metrics, operation_id, webhooks
 from marketplace_api.api.v1 import router as v1_router
-from marketplace_api.config import Settings, get_settings
+from marketplace_api.config import Environment, Settings, get_settings
 from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
 from marketplace_api.jobs.worker import in_process_worker
-from marketplace_api.middleware import BodySizeLimitMiddleware
+from marketplace_api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from marketplace_api.migrations import resolve_database_url
-from marketplace_api.observability import AccessLogMiddleware, configure_logging
+from marketplace_api.observability import (
+    AccessLogMiddleware,
+    configure_logging,
+    install_safe_exception_logging,
+)
 from marketplace_api.openapi import install_openapi
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from marketplace_api.ratelimit import RateLimiter
@@ -91,20 +96,27 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         finally:
             await engine.dispose()
 
-    app = FastAPIOffline(
-        title="marketplace-api",
-        version=__version__,
-        description=DESCRIPTION,
-        openapi_tags=TAGS,
-        lifespan=lifespan,
-        generate_unique_id_function=operation_id,
-        swagger_ui_parameters={"persistAuthorization": True},
+    install_safe_exception_logging()
+    app_options: dict[str, Any] = {
+        "title": "marketplace-api",
+        "version": __version__,
+        "description": DESCRIPTION,
+        "openapi_tags": TAGS,
+        "lifespan": lifespan,
+        "generate_unique_id_function": operation_id,
+        "swagger_ui_parameters": {"persistAuthorization": True},
+    }
+    # Off (404), the docs and the OpenAPI document do not map the API for a stranger.
+    app = (
+        FastAPIOffline(**app_options)
+        if settings.docs_on
+        else FastAPI(**app_options, docs_url=None, redoc_url=None, openapi_url=None)
     )
     if state is not None:
         app.state.marketplace = state
 
     install_error_handlers(app)
-    # Outermost first: request id, then access log, CORS and the body limit.
+    # Outermost first: security headers, request id, then access log, CORS and the body limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -116,6 +128,14 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     )
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts_max_age=(
+            settings.hsts_max_age_seconds
+            if settings.environment is Environment.production
+            else None
+        ),
+    )
 
     app.include_router(health.router)
     app.include_router(metrics.router)

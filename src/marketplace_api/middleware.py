@@ -1,7 +1,9 @@
-"""Request body size limit, enforced on the stream (a lying Content-Length does not get past)."""
+"""Request body size limit, enforced on the stream (a lying Content-Length does not get past);
+security headers on every response."""
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,3 +65,85 @@ class BodySizeLimitMiddleware:
             instance=scope.get("path"),
         )
         await response(scope, receive, send)
+
+
+# Fields that make a response a secret: the browser, a proxy or a shared cache must never keep it.
+SECRET_RESPONSE_FIELDS = frozenset({"client_secret", "access_token", "refresh_token"})
+
+
+def _carries_secret(route: object) -> bool:
+    """Whether a route's documented responses have a field named in SECRET_RESPONSE_FIELDS,
+    anywhere in their (nested) schema."""
+    models = [getattr(route, "response_model", None)]
+    models += [r.get("model") for r in (getattr(route, "responses", None) or {}).values()]
+    for model in models:
+        if model is None:
+            continue
+        try:
+            schema = TypeAdapter(model).json_schema()
+        except Exception:  # noqa: S112 - a type without a schema documents no field
+            continue
+        if SECRET_RESPONSE_FIELDS & _property_names(schema):
+            return True
+    return False
+
+
+def _property_names(node: object) -> set[str]:
+    names: set[str] = set()
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            names.update(properties)
+        for value in node.values():
+            names |= _property_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= _property_names(value)
+    return names
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response carries (nosniff, no referrer, no framing; HSTS in production), and
+    `Cache-Control: no-store` on the responses of routes that return tokens or a client_secret.
+
+    One pass over `http.response.start`: the fixed headers are prebuilt, and whether a route
+    carries a secret is worked out once per route (from its response model) and remembered.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int | None = None) -> None:
+        self.app = app
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            # Only framing is restricted: /docs and /redoc run their own inline scripts.
+            (b"content-security-policy", b"frame-ancestors 'none'"),
+        ]
+        if hsts_max_age is not None:
+            hsts = f"max-age={hsts_max_age}; includeSubDomains"
+            headers.append((b"strict-transport-security", hsts.encode()))
+        self.headers = headers
+        # By id(): routes are not hashable, and they live as long as the app (and this dict).
+        self._secret_routes: dict[int, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                headers += self.headers
+                route = scope.get("route")
+                if route is not None:
+                    secret = self._secret_routes.get(id(route))
+                    if secret is None:
+                        secret = self._secret_routes[id(route)] = _carries_secret(route)
+                    if secret:
+                        headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                        headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,14 +1,20 @@
 """JSON logs carrying the request id, and one access-log line per request.
 
 Logs never contain request bodies, Authorization headers, card data or secrets: only the method,
-path (without query string), status and duration are logged for a request.
+path (without query string), status and duration are logged for a request. Exceptions are logged
+with their traceback, but the messages of database, validation and Stripe errors are replaced by
+what identifies them (class, SQLSTATE, constraint, field locations): those messages quote the
+values involved (`Key (email)=(…)`, `invalid input syntax for type integer: "…"`, `input_value=…`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from types import TracebackType
+from typing import Any
 
 from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
@@ -33,6 +39,7 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s")
         )
+    install_safe_exception_logging()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -41,6 +48,103 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+# Exceptions from these packages may quote the values they failed on (statement parameters, a
+# column's value, a model's input, a Stripe request's fields): their messages are never logged.
+_VALUE_QUOTING_PACKAGES = (
+    "sqlalchemy",
+    "asyncpg",
+    "psycopg",
+    "pydantic",
+    "pydantic_core",
+    "stripe",
+)
+_MAX_MESSAGE = 300
+_proxy_types: dict[type[BaseException], type[BaseException]] = {}
+
+
+class RedactedException(Exception):
+    """Stands in for a logged exception: same module, name and traceback, a safe message."""
+
+
+def _withheld(exc: BaseException) -> str:
+    """What identifies a value-quoting error without its values."""
+    facts: list[str] = []
+    for link in (exc, getattr(exc, "orig", None), (getattr(exc, "orig", None) or exc).__cause__):
+        for attr in ("sqlstate", "pgcode", "constraint_name", "table_name", "column_name"):
+            value = getattr(link, attr, None)
+            if isinstance(value, str) and value and f"{attr}={value}" not in facts:
+                facts.append(f"{attr}={value}")
+    for attr in ("http_status", "code", "param", "request_id"):  # Stripe's errors
+        value = getattr(exc, attr, None)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value:
+            facts.append(f"{attr}={value}")
+    errors = getattr(exc, "errors", None)
+    if callable(errors) and type(exc).__name__ == "ValidationError":
+        # The facts are a courtesy: gathering them must never raise a new error.
+        with contextlib.suppress(Exception):
+            facts.extend(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in errors()[:10])
+    return "message withheld" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def _safe_copy(exc: BaseException, seen: dict[int, BaseException]) -> BaseException:
+    if id(exc) in seen:
+        return seen[id(exc)]
+    kind = type(exc)
+    proxy_type = _proxy_types.get(kind)
+    if proxy_type is None:
+        proxy_type = type(
+            kind.__name__,
+            (RedactedException,),
+            {"__module__": kind.__module__, "__qualname__": kind.__qualname__},
+        )
+        _proxy_types[kind] = proxy_type
+    if kind.__module__.split(".")[0] in _VALUE_QUOTING_PACKAGES:
+        message = _withheld(exc)
+    else:
+        text = str(exc)
+        message = text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "… (cut)"
+    copy = proxy_type(message)
+    seen[id(exc)] = copy
+    copy.__traceback__ = exc.__traceback__
+    copy.__suppress_context__ = exc.__suppress_context__
+    if exc.__cause__ is not None:
+        copy.__cause__ = _safe_copy(exc.__cause__, seen)
+    if exc.__context__ is not None:
+        copy.__context__ = _safe_copy(exc.__context__, seen)
+    return copy
+
+
+def safe_exc_info(
+    exc: BaseException,
+) -> tuple[type[BaseException], BaseException, TracebackType | None]:
+    """`exc_info` for logging `exc`: its traceback and chain, without the values its messages
+    (or its causes') quote."""
+    copy = _safe_copy(exc, {})
+    return type(copy), copy, copy.__traceback__
+
+
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _safe_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_record_factory(*args, **kwargs)
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and not isinstance(exc, RedactedException):
+        record.exc_info = safe_exc_info(exc)
+    return record
+
+
+def install_safe_exception_logging() -> None:
+    """Every log record with an exception (ours, uvicorn's "Exception in ASGI application",
+    procrastinate's failed jobs) carries the redacted copy. Idempotent; costs nothing on records
+    without an exception."""
+    global _base_record_factory
+    current = logging.getLogRecordFactory()
+    if current is not _safe_record_factory:
+        _base_record_factory = current
+        logging.setLogRecordFactory(_safe_record_factory)
 
 
 class AccessLogMiddleware:

@@ -27,6 +27,7 @@ from marketplace_api.jobs.app import app as default_app
 from marketplace_api.jobs.app import build_connector
 from marketplace_api.jobs.context import CONTEXT_KEY, JobsContext
 from marketplace_api.metrics import JOBS
+from marketplace_api.observability import install_safe_exception_logging
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ async def run_worker(
     `wait=False` until the queues are empty. `run_periodic=False` (tests) leaves the periodic
     jobs alone: this worker only runs what is already queued."""
     app = app or default_app
+    # A failing job is logged by procrastinate with its exception: never the values it quotes.
+    install_safe_exception_logging()
     options: WorkerOptions = {
         "name": name,
         "concurrency": concurrency,

@@ -30,12 +30,13 @@ logger = logging.getLogger(__name__)
 
 
 def _drop_debug(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.INFO
+    return record.levelno >= logging.WARNING
 
 
 # At DEBUG the SDK logs whole request and response bodies: client secrets, e-mail addresses,
-# metadata. Those records are dropped whatever LOG_LEVEL says; INFO and above follow LOG_LEVEL
-# (tests/security/test_logs_hold_no_secrets.py).
+# metadata; at INFO, Stripe's error messages, which may quote what was sent. Those records are
+# dropped whatever LOG_LEVEL says (the gateway logs each error's type, code, param and request
+# id itself); WARNING and above follow LOG_LEVEL (tests/security/test_logs_hold_no_secrets.py).
 logging.getLogger("stripe").addFilter(_drop_debug)
 
 _T = TypeVar("_T")

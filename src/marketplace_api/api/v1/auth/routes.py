@@ -14,7 +14,13 @@ from marketplace_api.accounts.exceptions import (
 )
 from marketplace_api.accounts.models import Role
 from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
-from marketplace_api.deps import CurrentUser, SessionDep, SettingsDep, rate_limit
+from marketplace_api.deps import (
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    limit_login_attempts,
+    rate_limit,
+)
 from marketplace_api.errors import Unauthorized, problem_responses
 from marketplace_api.ratelimit import RateLimited
 
@@ -44,7 +50,7 @@ async def register(body: UserCreate, session: SessionDep) -> UserRead:
     summary="Log in (OAuth2 password flow): e-mail as `username`",
     description="Returns a short-lived access token and a single-use refresh token.",
     responses=problem_responses(InvalidCredentials, RateLimited),
-    dependencies=[rate_limit("login")],
+    dependencies=[Depends(limit_login_attempts)],
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -58,7 +64,8 @@ async def token(
 @router.post(
     "/refresh",
     summary="Exchange a refresh token for a new token pair (the old one stops working)",
-    responses=problem_responses(InvalidRefreshToken),
+    responses=problem_responses(InvalidRefreshToken, RateLimited),
+    dependencies=[rate_limit("refresh")],
 )
 async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     return await service.rotate_refresh_token(session, settings, body.refresh_token)

@@ -60,7 +60,7 @@ async def confirm_delivery(
         "automatically; the vendor or an admin refunds (which approves it) or declines it."
     ),
     responses=problem_responses(OrderNotFound, RefundRequestExists, NothingToRefund, RateLimited),
-    dependencies=[rate_limit("refund_request")],
+    dependencies=[rate_limit("refund_request", per="user")],
 )
 async def create_refund_request(
     order_id: uuid.UUID, data: RefundRequestCreate, session: SessionDep, buyer: CurrentBuyer

@@ -84,7 +84,7 @@ STRIPE_ERRORS = (
         RateLimited,
         *STRIPE_ERRORS,
     ),
-    dependencies=[rate_limit("checkout")],
+    dependencies=[rate_limit("checkout", per="user")],
 )
 async def create_order(
     body: CheckoutCreate,
@@ -170,7 +170,9 @@ async def cancel_order(
         "reservation is extended to the session's expiry when needed (Stripe requires at least "
         "30 minutes). An open session is returned again."
     ),
-    responses=problem_responses(OrderNotFound, PaymentNotPayable, *STRIPE_ERRORS),
+    responses=problem_responses(OrderNotFound, PaymentNotPayable, RateLimited, *STRIPE_ERRORS),
+    # It calls Stripe: counted against the buyer's checkout budget.
+    dependencies=[rate_limit("checkout", per="user")],
 )
 async def create_checkout_session(
     order_id: uuid.UUID,
