@@ -25,6 +25,8 @@ from marketplace_api.observability import AccessLogMiddleware, configure_logging
 from marketplace_api.openapi import install_openapi
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from marketplace_api.ratelimit import RateLimiter
+from marketplace_api.tracing import TracingMiddleware
+from marketplace_api.tracing import configure as configure_tracing
 from marketplace_api.webhooks.dispatch import load_handlers
 
 DESCRIPTION = """
@@ -53,6 +55,7 @@ TAGS = [
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
     """Build the app. Tests pass `state` (engine bound to the test database)."""
     settings = settings or (state.settings if state else get_settings())
+    tracing_on = configure_tracing()  # OTEL_* variables; before any engine is created
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +118,8 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
     app.add_middleware(AccessLogMiddleware)
+    if tracing_on:  # off: not installed at all
+        app.add_middleware(TracingMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
 
     app.include_router(health.router)

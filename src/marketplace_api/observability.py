@@ -15,6 +15,7 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketplace_api.metrics import observe_request
+from marketplace_api.tracing import TraceContextFilter
 
 access_logger = logging.getLogger("marketplace_api.access")
 
@@ -22,6 +23,7 @@ access_logger = logging.getLogger("marketplace_api.access")
 def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CorrelationIdFilter(name="request_id_filter", uuid_length=32))
+    handler.addFilter(TraceContextFilter())  # trace_id / span_id when traces are on
     if json_logs:
         handler.setFormatter(
             JsonFormatter(
