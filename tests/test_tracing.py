@@ -89,6 +89,16 @@ async def test_off_installs_nothing_on_the_request_path(settings: Settings) -> N
         await engine.dispose()
     with tracing.span("anything") as span:
         assert not span.is_recording()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", json_logs=True)
+        assert not [
+            f for f in root.handlers[0].filters if isinstance(f, tracing.TraceContextFilter)
+        ]
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
 
 
 _SCRIPT = """

@@ -112,7 +112,8 @@ def resource() -> Resource:
 
 def configure(environ: Mapping[str, str] | None = None) -> bool:
     """Turn traces on if the environment asks for them; the first call in a process decides
-    (the API's `create_app`, the worker's `run_worker`). Returns whether traces are on.
+    (`configure_logging`, the API's `create_app`, the worker's `run_worker`). Returns whether
+    traces are on.
 
     The sampler follows `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (SDK default:
     parentbased_always_on), the batch processor `OTEL_BSP_*`."""
@@ -373,11 +374,9 @@ def record_stripe_attempt(
 
 class TraceContextFilter(logging.Filter):
     """Adds `trace_id` and `span_id` (hex, as collectors show them) to records written inside a
-    span; JSON logs carry them as fields."""
+    span; JSON logs carry them as fields. Installed by `configure_logging` when traces are on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _tracer is None:
-            return True
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
