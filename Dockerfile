@@ -1,10 +1,18 @@
 # syntax=docker/dockerfile:1
 FROM python:3.11-slim AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# Exactly the versions in uv.lock (--frozen: the lock is not re-resolved), into /opt/venv,
+# non-editable (src/ is not copied into the runtime image). The same uv as the Makefile's.
+ARG UV_VERSION=0.13.9
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON=/usr/local/bin/python3 UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1
+RUN python -m pip install "uv==${UV_VERSION}"
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
+# Dependencies first: this layer is rebuilt only when pyproject.toml or uv.lock change.
+RUN uv sync --frozen --no-install-project --no-editable
 COPY src ./src
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
+RUN uv sync --frozen --no-editable
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
@@ -21,4 +29,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
 # Production sets DATABASE_URL, STRIPE_* and JWT_SECRET; `serve` applies migrations first.
 # Behind a load balancer also set TRUSTED_PROXIES (its addresses): otherwise X-Forwarded-For is
 # ignored and every client is counted as the load balancer's address.
+# Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_SERVICE_NAME) to send them to a collector.
 CMD ["marketplace-api", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -1,18 +1,37 @@
 # Two commands on a fresh clone (Python 3.11+ only; no Postgres, Docker or Stripe account needed):
 #   make run    — the API on http://127.0.0.1:8000 (docs at /docs), embedded PostgreSQL
 #   make test   — the whole test suite (TEST_DATABASE_URL if set, else an embedded PostgreSQL)
+# Both install exactly the versions in uv.lock into .venv (again whenever pyproject.toml or
+# uv.lock changes). `make lock` updates uv.lock after a dependency was added to pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv itself comes from PyPI into its own small venv (pip is all it needs); the Dockerfile pins the
+# same version.
+UV_VERSION := 0.13.9
+UV_VENV := .uv
+UV := $(UV_VENV)/bin/uv
+# uv reads its own settings, never pip's: it resolves and downloads from PyPI (the source recorded
+# in uv.lock), uses the Python that runs this Makefile and never downloads an interpreter.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format openapi worker clean
+.PHONY: install run test lint format openapi lock lock-check clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+$(UV):
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# --locked: refuse (rather than silently differ) when uv.lock does not match pyproject.toml.
+# The project itself is installed editable, so `marketplace-api` and the tests use src/.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev
 	touch $(STAMP)
+
+install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/marketplace-api serve
@@ -32,5 +51,14 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/marketplace-api export-openapi
 
+# Re-resolve after pyproject.toml changed, keeping every other locked version; commit uv.lock.
+# Upgrade one package on purpose: make lock LOCK_ARGS="--upgrade-package stripe"
+lock: | $(UV)
+	$(UV) lock $(LOCK_ARGS)
+
+# Fails when pyproject.toml and uv.lock disagree (CI runs it): run `make lock` and commit.
+lock-check: | $(UV)
+	$(UV) lock --check
+
 clean:
-	rm -rf $(VENV) .marketplace .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) .marketplace .pytest_cache .mypy_cache .ruff_cache

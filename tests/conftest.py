@@ -29,6 +29,7 @@ from marketplace_api.main import create_app
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from tests.fixtures.database import prepare_test_database, truncate_all
 from tests.fixtures.stripe import STRIPE_API_BASE, WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT
+from tests.fixtures.tracing import InMemorySpanExporter, recording_spans
 
 PASSWORD = "correct-horse-battery"
 # Hashing with argon2 is deliberately slow; users made by fixtures share one hash.
@@ -170,6 +171,13 @@ async def committed_client(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
         yield http
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Traces on for this test, recorded in memory (engines made from now on are traced)."""
+    with recording_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture

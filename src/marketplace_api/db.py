@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from marketplace_api import tracing
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -48,7 +50,7 @@ class Timestamps:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -63,6 +65,8 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
             "server_settings": {"timezone": "UTC", "application_name": "marketplace-api"}
         },
     )
+    tracing.instrument_engine(engine)  # a span per statement when traces are on
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

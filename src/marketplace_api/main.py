@@ -30,6 +30,8 @@ from marketplace_api.observability import (
 from marketplace_api.openapi import install_openapi
 from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from marketplace_api.ratelimit import RateLimiter
+from marketplace_api.tracing import TracingMiddleware
+from marketplace_api.tracing import configure as configure_tracing
 from marketplace_api.webhooks.dispatch import load_handlers
 
 DESCRIPTION = """
@@ -58,6 +60,7 @@ TAGS = [
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
     """Build the app. Tests pass `state` (engine bound to the test database)."""
     settings = settings or (state.settings if state else get_settings())
+    tracing_on = configure_tracing()  # OTEL_* variables; before any engine is created
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,6 +130,8 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
     app.add_middleware(AccessLogMiddleware)
+    if tracing_on:  # off: not installed at all
+        app.add_middleware(TracingMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.add_middleware(
         SecurityHeadersMiddleware,

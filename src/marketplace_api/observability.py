@@ -20,6 +20,7 @@ from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace_api import tracing
 from marketplace_api.metrics import observe_request
 
 access_logger = logging.getLogger("marketplace_api.access")
@@ -28,6 +29,8 @@ access_logger = logging.getLogger("marketplace_api.access")
 def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CorrelationIdFilter(name="request_id_filter", uuid_length=32))
+    if tracing.configure():  # trace_id / span_id; off, not even a filter call per record
+        handler.addFilter(tracing.TraceContextFilter())
     if json_logs:
         handler.setFormatter(
             JsonFormatter(

@@ -16,12 +16,14 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from procrastinate import App, JobContext
 from procrastinate.app import WorkerOptions
 from procrastinate.middleware import AsyncCallNext
 from procrastinate.periodic import PeriodicRegistry
 from procrastinate.worker import Worker
 
+from marketplace_api import tracing
 from marketplace_api.config import Settings
 from marketplace_api.jobs.app import app as default_app
 from marketplace_api.jobs.app import build_connector
@@ -54,6 +56,7 @@ async def run_worker(
     app = app or default_app
     # A failing job is logged by procrastinate with its exception: never the values it quotes.
     install_safe_exception_logging()
+    tracing.configure()  # OTEL_* variables; before the jobs' engine is created
     options: WorkerOptions = {
         "name": name,
         "concurrency": concurrency,
@@ -61,7 +64,7 @@ async def run_worker(
         "install_signal_handlers": install_signal_handlers,
         "shutdown_graceful_timeout": SHUTDOWN_GRACEFUL_TIMEOUT,
         "fetch_job_polling_interval": fetch_job_polling_interval,
-        "worker_middleware": [_count_outcome],
+        "worker_middleware": [_count_outcome, _trace] if tracing.enabled() else [_count_outcome],
     }
     if queues:  # None means every queue (an empty list would mean none)
         options["queues"] = list(queues)
@@ -91,6 +94,28 @@ async def _count_outcome(call_next: AsyncCallNext, context: JobContext, worker: 
         raise
     JOBS.labels(task, "succeeded").inc()
     return result
+
+
+async def _trace(call_next: AsyncCallNext, context: JobContext, worker: Worker) -> Any:
+    """Worker middleware (traces on): one span per job run, holding its SQL and Stripe calls."""
+    job = context.job
+    with tracing.span(
+        f"job {job.task_name}",
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "job.id": job.id or 0,
+            "job.task": job.task_name,
+            "job.queue": job.queue,
+            "job.attempt": job.attempts + 1,
+        },
+    ) as span:
+        try:
+            result = await call_next()
+        except BaseException:
+            span.set_attribute("job.outcome", "failed")
+            raise
+        span.set_attribute("job.outcome", "succeeded")
+        return result
 
 
 @contextlib.contextmanager

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import stripe
+from opentelemetry.trace import SpanKind
 
+from marketplace_api import tracing
 from marketplace_api.config import Settings
 from marketplace_api.errors import Conflict, ProblemError, ServiceUnavailable
 from marketplace_api.metrics import stripe_call
@@ -110,6 +112,23 @@ class _FormContentHTTPXClient(stripe.HTTPXClient):
             kwargs["data"] = data
         return args, kwargs
 
+    async def request_async(  # type: ignore[no-untyped-def]
+        self, method: str, url: str, headers: Any, post_data=None
+    ) -> tuple[bytes, int, Any]:
+        """One HTTP attempt; with traces on, its key, status and request id go on the call's
+        span (`StripeGateway._call`)."""
+        if not tracing.enabled():
+            return await super().request_async(method, url, headers, post_data)
+        try:
+            content, status, response_headers = await super().request_async(
+                method, url, headers, post_data
+            )
+        except stripe.APIConnectionError:
+            tracing.record_stripe_attempt(headers, None, {})
+            raise
+        tracing.record_stripe_attempt(headers, status, response_headers)
+        return content, status, response_headers
+
 
 def build_stripe_client(settings: Settings) -> stripe.StripeClient | None:
     if settings.stripe_secret_key is None:
@@ -167,15 +186,23 @@ class StripeGateway:
     async def _call(self, awaitable: Awaitable[_T]) -> _T:
         """Await one Stripe call; a Stripe exception leaves as our problem (`map_stripe_error`).
 
-        Each call is timed and counted for /metrics by its SDK method, e.g. `PaymentIntent.create`.
+        Each call is timed and counted for /metrics by its SDK method, e.g. `PaymentIntent.create`,
+        and, with traces on, is one span of that name holding our idempotency key and Stripe's
+        request id (never parameters).
         """
         qualname = getattr(awaitable, "__qualname__", "stripe")
         operation = qualname.replace("Service.", ".").removesuffix("_async")
-        try:
-            with stripe_call(operation):
-                return await awaitable
-        except stripe.StripeError as exc:
-            raise map_stripe_error(exc) from exc
+        with tracing.span(
+            f"stripe {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"stripe.operation": operation},
+        ) as span:
+            try:
+                with stripe_call(operation):
+                    return await awaitable
+            except stripe.StripeError as exc:
+                span.set_attribute("stripe.error", type(exc).__name__)
+                raise map_stripe_error(exc) from exc
 
     # --- connected accounts (vendors): accounts, account links, login links, balance ---------
     # Every method answers plain JSON (`to_dict()`): no StripeObject leaves the gateway.

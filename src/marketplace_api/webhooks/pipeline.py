@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import Span
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace_api import tracing
 from marketplace_api.metrics import WEBHOOK_EVENTS
 from marketplace_api.notifications.notify import notify_webhook_event_failed
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
@@ -148,11 +151,36 @@ async def _insert(
     return (await session.execute(statement)).scalar_one_or_none() is not None
 
 
+def _event_span(
+    event_id: str, event_type: str, account: str | None, delivery: str
+) -> AbstractContextManager[Span]:
+    """A span per event delivered or applied (traces on): its id, type and outcome."""
+    attributes = {
+        "stripe.event.id": event_id,
+        "stripe.event.type": event_type,
+        "stripe.event.delivery": delivery,  # received | retried
+    }
+    if account:
+        attributes["stripe.account"] = account
+    return tracing.span(f"stripe event {event_type}", attributes=attributes)
+
+
 async def receive(
     session: AsyncSession, event: NewEvent, *, now: datetime
 ) -> tuple[EventStatus | None, bool]:
     """Store a delivered event and apply it in the same transaction (step 1 of the module
-    docstring). Returns (the event's status afterwards, whether this delivery stored it).
+    docstring). Returns (the event's status afterwards, whether this delivery stored it)."""
+    with _event_span(event.id, event.type, event.account, "received") as span:
+        status, stored = await _receive(session, event, now=now)
+        span.set_attribute("stripe.event.outcome", status.value if status else "missing")
+        span.set_attribute("stripe.event.duplicate", not stored)
+        return status, stored
+
+
+async def _receive(
+    session: AsyncSession, event: NewEvent, *, now: datetime
+) -> tuple[EventStatus | None, bool]:
+    """`receive` without its span.
 
     Database errors while inserting or committing propagate: then nothing is stored and Stripe
     must deliver the event again. Once it is stored the outcome is a status, never an error."""
@@ -299,6 +327,16 @@ async def process_due_events(
 
 async def _apply_locked(session: AsyncSession, row: StripeEvent, now: datetime) -> EventStatus:
     """Run the handler of a locked pending event and record the outcome (not committed)."""
+    with _event_span(row.id, row.type, row.account, "retried") as span:
+        status = await _apply_locked_event(session, row, now)
+        span.set_attribute("stripe.event.outcome", status.value)
+        return status
+
+
+async def _apply_locked_event(
+    session: AsyncSession, row: StripeEvent, now: datetime
+) -> EventStatus:
+    """`_apply_locked` without its span."""
     # Read everything needed before the handler runs: a rolled-back savepoint expires the row.
     event_id, event_type, attempts = row.id, row.type, row.attempts
     handler = load_handlers().get(event_type)
