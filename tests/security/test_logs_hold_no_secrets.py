@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 from fastapi import FastAPI
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -21,6 +22,7 @@ from marketplace_api.config import Settings
 from marketplace_api.db import create_engine
 from marketplace_api.deps import AppState, get_session
 from marketplace_api.main import create_app
+from marketplace_api.observability import install_safe_exception_logging
 from marketplace_api.webhooks.dispatch import EventContext, load_handlers
 from tests.conftest import PASSWORD, AuthUser, build_state
 from tests.fixtures.stripe import WEBHOOK_SECRET, event, event_body, sign, stripe_error
@@ -351,3 +353,29 @@ async def test_stripe_errors_log_no_secret(
     assert response.status_code >= 400
     assert response.status_code != 500
     assert _leaked(caplog.records) == []
+
+
+def test_a_logged_exception_keeps_its_traceback_and_chain_but_not_quoted_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pydantic quotes the input (`input_value=…`); the chain and the frames stay readable, and
+    the exception itself (re-raised elsewhere) is left untouched."""
+    install_safe_exception_logging()
+
+    class Card(BaseModel):
+        number: int
+
+    try:
+        try:
+            Card.model_validate({"number": f"{CARD_NUMBER}x"})
+        except ValidationError as exc:
+            raise RuntimeError("could not read the card") from exc
+    except RuntimeError as exc:
+        original = exc
+        logging.getLogger("tests.redaction").exception("failed")
+    logged = _everything_logged(caplog.records)
+    assert CARD_NUMBER not in logged
+    assert "pydantic_core._pydantic_core.ValidationError: message withheld (number: " in logged
+    assert "RuntimeError: could not read the card" in logged
+    assert "test_a_logged_exception_keeps_its_traceback" in logged  # the frames
+    assert CARD_NUMBER in str(original.__cause__)  # the live exception is unchanged
