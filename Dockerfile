@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 FROM python:3.11-slim AS build
-# Exactly the versions in uv.lock (--frozen: the lock is not re-resolved), into /opt/venv,
-# non-editable (src/ is not copied into the runtime image). The same uv as the Makefile's.
+# Exactly the versions in uv.lock (--locked: a lock that no longer matches pyproject.toml fails the
+# build instead of being re-resolved), into /opt/venv, non-editable (src/ is not copied into the
+# runtime image). The same uv as the Makefile's.
 ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON=/usr/local/bin/python3 UV_PYTHON_DOWNLOADS=never \
@@ -10,9 +11,9 @@ RUN python -m pip install "uv==${UV_VERSION}"
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 # Dependencies first: this layer is rebuilt only when pyproject.toml or uv.lock change.
-RUN uv sync --frozen --no-install-project --no-editable
+RUN uv sync --locked --no-install-project --no-editable
 COPY src ./src
-RUN uv sync --frozen --no-editable
+RUN uv sync --locked --no-editable
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \

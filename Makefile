@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 UV_VENV := .uv
 UV := $(UV_VENV)/bin/uv
+# A stamp per version: changing UV_VERSION installs that version on the next run.
+UV_STAMP := $(UV_VENV)/.uv-$(UV_VERSION)
 # uv reads its own settings, never pip's: it resolves and downloads from PyPI (the source recorded
 # in uv.lock), uses the Python that runs this Makefile and never downloads an interpreter.
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -20,14 +22,15 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: install run test lint format openapi lock lock-check clean
 
-$(UV):
+$(UV_STAMP):
 	rm -rf $(UV_VENV)
 	$(PYTHON) -m venv $(UV_VENV)
 	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	touch $(UV_STAMP)
 
 # --locked: refuse (rather than silently differ) when uv.lock does not match pyproject.toml.
 # The project itself is installed editable, so `marketplace-api` and the tests use src/.
-$(STAMP): pyproject.toml uv.lock | $(UV)
+$(STAMP): pyproject.toml uv.lock | $(UV_STAMP)
 	$(UV) sync --locked --extra dev
 	touch $(STAMP)
 
@@ -53,11 +56,11 @@ openapi: $(STAMP)
 
 # Re-resolve after pyproject.toml changed, keeping every other locked version; commit uv.lock.
 # Upgrade one package on purpose: make lock LOCK_ARGS="--upgrade-package stripe"
-lock: | $(UV)
+lock: | $(UV_STAMP)
 	$(UV) lock $(LOCK_ARGS)
 
 # Fails when pyproject.toml and uv.lock disagree (CI runs it): run `make lock` and commit.
-lock-check: | $(UV)
+lock-check: | $(UV_STAMP)
 	$(UV) lock --check
 
 clean:

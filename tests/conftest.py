@@ -9,6 +9,7 @@ real separate connections, real commits, tables truncated afterwards.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_
 from tests.fixtures.database import prepare_test_database, truncate_all
 from tests.fixtures.stripe import STRIPE_API_BASE, WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT
 from tests.fixtures.tracing import InMemorySpanExporter, recording_spans
+
+# Traces are configured from the process environment: a developer's or CI's OTEL_* settings must
+# neither change what the tests see nor send test spans to a real collector.
+for _name in [name for name in os.environ if name.startswith("OTEL_")]:
+    del os.environ[_name]
 
 PASSWORD = "correct-horse-battery"
 # Hashing with argon2 is deliberately slow; users made by fixtures share one hash.

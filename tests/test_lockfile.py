@@ -87,5 +87,5 @@ def test_makefile_and_dockerfile_install_the_same_uv() -> None:
     required = _pyproject()["tool"]["uv"]["required-version"]
     assert SpecifierSet(required).contains(make_version)
     # Every install path uses the lock, never a fresh resolution.
-    assert "uv sync --frozen" in dockerfile
+    assert "uv sync --locked" in dockerfile
     assert "$(UV) sync --locked" in makefile

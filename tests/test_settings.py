@@ -66,6 +66,8 @@ def test_production_accepts_real_secrets() -> None:
         # A guessable metrics token.
         ({"metrics_token": "secret"}, "METRICS_TOKEN"),
         ({"metrics_token": "short-token"}, "METRICS_TOKEN"),
+        # Trusting every peer: the client writes the left-most X-Forwarded-For entry.
+        ({"trusted_proxies": "*"}, "TRUSTED_PROXIES"),
     ],
 )
 def test_production_refuses_missing_or_placeholder_secret(
@@ -150,3 +152,22 @@ def test_docs_are_off_by_default_in_production_and_can_be_turned_on() -> None:
     assert _settings(**GOOD_PRODUCTION).docs_on is False
     assert _settings(**GOOD_PRODUCTION, docs_enabled=True).docs_on is True
     assert _settings(docs_enabled=False).docs_on is False
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("10.0.0.0/8", ["10.0.0.0/8"]),
+        # Host bits set: uvicorn would match `10.0.0.1/8` literally, i.e. never.
+        ("10.0.0.1/8", ["10.0.0.0/8"]),
+        ("192.0.2.10, 2001:db8::/32", ["192.0.2.10", "2001:db8::/32"]),
+    ],
+)
+def test_trusted_proxies_are_normalised_to_networks(given: str, kept: list[str]) -> None:
+    assert _settings(trusted_proxies=given).trusted_proxies == kept
+
+
+@pytest.mark.parametrize("given", ["lb.internal", "10.0.0.0/33", "10.0.0.0-10.0.0.9"])
+def test_trusted_proxies_refuse_what_is_not_an_address(given: str) -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        _settings(trusted_proxies=given)

@@ -7,6 +7,7 @@ secret is missing or still a placeholder, naming each offending variable.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -166,6 +167,27 @@ class Settings(BaseSettings):
     def _parse_origins(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        # uvicorn matches these literally: `10.0.0.1/8` or a host name would never match, and
+        # every client would then be counted as the load balancer's one address.
+        networks = []
+        for entry in value:
+            if entry == "*":
+                networks.append(entry)
+                continue
+            try:
+                if "/" in entry:
+                    networks.append(str(ipaddress.ip_network(entry, strict=False)))
+                else:
+                    networks.append(str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise ValueError(
+                    "TRUSTED_PROXIES must list IP addresses or CIDR networks (or `*`)"
+                ) from None
+        return networks
+
     @field_validator("jwt_algorithm")
     @classmethod
     def _hmac_algorithm_only(cls, value: str) -> str:
@@ -239,6 +261,9 @@ class Settings(BaseSettings):
                 f"STRIPE_WEBHOOK_SECRETS: {len(bad_webhook_secrets)} entry(ies) not a Stripe"
                 " signing secret (whsec_ followed by at least 24 characters)"
             )
+        if "*" in self.trusted_proxies:
+            # uvicorn then believes the left-most X-Forwarded-For entry, which the client writes.
+            problems.append("TRUSTED_PROXIES must list the load balancers' addresses, not `*`")
         if any("*" in origin for origin in self.cors_origins):
             problems.append("CORS_ORIGINS must list the SPA's origins, not `*`")
         for name, url in (

@@ -10,6 +10,7 @@ wrong role; resource dependencies built on them answer 404 for another user's re
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -119,7 +120,22 @@ def client_address(request: Request) -> str:
     """The client's address as the server saw it: the TCP peer, or what a trusted proxy forwarded
     (`TRUSTED_PROXIES`, applied by uvicorn before the app runs). Never a header a client sent."""
     client = request.scope.get("client")
-    return str(client[0]) if client else "-"
+    return address_key(str(client[0])) if client else "-"
+
+
+def address_key(host: str) -> str:
+    """The unit a per-address budget counts: an IPv4 address, or an IPv6 /64 (one host is
+    routinely given a whole /64, so counting single IPv6 addresses would give it 2^64 budgets).
+    An IPv4-mapped IPv6 address counts as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def rate_limit(scope: str, *, per: Literal["address", "user"] = "address") -> Any:
@@ -152,12 +168,28 @@ async def limit_login_attempts(
     state: AppStateDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> None:
-    """Login is counted per client address and per target e-mail: many addresses guessing one
-    account's password share the e-mail's budget. The e-mail is hashed before it becomes a key."""
+    """Login is counted per client address, and refused while the target e-mail has no budget of
+    failed attempts left: many addresses guessing one account's password share the e-mail's
+    budget. Only failures spend it (`count_failed_login`), so nobody can lock the owner out by
+    sending the right password's neighbours' requests — or the right password — in a loop."""
     settings = state.settings
     if not settings.rate_limit_enabled:
         return
     address = client_address(request)
     await state.rate_limiter.hit("login", f"ip:{address}", settings.rate_limit_login)
-    email = hashlib.sha256(normalize_email(form.username).encode()).hexdigest()[:32]
-    await state.rate_limiter.hit("login_email", f"email:{email}", settings.rate_limit_login_email)
+    await state.rate_limiter.check(
+        "login_email", _email_key(form.username), settings.rate_limit_login_email
+    )
+
+
+async def count_failed_login(state: AppState, email: str) -> None:
+    """Spend one of the target e-mail's failed-login budget (after a wrong password)."""
+    if state.settings.rate_limit_enabled:
+        await state.rate_limiter.hit(
+            "login_email", _email_key(email), state.settings.rate_limit_login_email
+        )
+
+
+def _email_key(email: str) -> str:
+    """The e-mail is hashed before it becomes a storage key."""
+    return "email:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]

@@ -68,7 +68,11 @@ class BodySizeLimitMiddleware:
 
 
 # Fields that make a response a secret: the browser, a proxy or a shared cache must never keep it.
-SECRET_RESPONSE_FIELDS = frozenset({"client_secret", "access_token", "refresh_token"})
+# Also the single-use links a person is sent to: Express onboarding and dashboard login, and the
+# hosted Checkout page (`url`): a cache must not hand them to someone else.
+SECRET_RESPONSE_FIELDS = frozenset(
+    {"client_secret", "access_token", "refresh_token", "onboarding_url", "url"}
+)
 
 
 def _carries_secret(route: object) -> bool:

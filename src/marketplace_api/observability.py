@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
@@ -61,7 +61,11 @@ _VALUE_QUOTING_PACKAGES = (
     "psycopg",
     "pydantic",
     "pydantic_core",
+    "fastapi",  # ResponseValidationError quotes the whole response it refused
     "stripe",
+    "aiosmtplib",  # SMTP errors quote recipients' addresses
+    "smtplib",
+    "jwt",
 )
 _MAX_MESSAGE = 300
 _proxy_types: dict[type[BaseException], type[BaseException]] = {}
@@ -69,6 +73,10 @@ _proxy_types: dict[type[BaseException], type[BaseException]] = {}
 
 class RedactedException(Exception):
     """Stands in for a logged exception: same module, name and traceback, a safe message."""
+
+
+class RedactedExceptionGroup(ExceptionGroup[Exception], RedactedException):
+    """Stands in for a logged exception group, with its members redacted."""
 
 
 def _withheld(exc: BaseException) -> str:
@@ -84,7 +92,7 @@ def _withheld(exc: BaseException) -> str:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and value:
             facts.append(f"{attr}={value}")
     errors = getattr(exc, "errors", None)
-    if callable(errors) and type(exc).__name__ == "ValidationError":
+    if callable(errors) and type(exc).__name__.endswith("ValidationError"):
         # The facts are a courtesy: gathering them must never raise a new error.
         with contextlib.suppress(Exception):
             facts.extend(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in errors()[:10])
@@ -106,9 +114,19 @@ def _safe_copy(exc: BaseException, seen: dict[int, BaseException]) -> BaseExcept
     if kind.__module__.split(".")[0] in _VALUE_QUOTING_PACKAGES:
         message = _withheld(exc)
     else:
-        text = str(exc)
+        # A group's str() already counts its members; the copy counts them again.
+        text = exc.message if isinstance(exc, BaseExceptionGroup) else str(exc)
         message = text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "… (cut)"
-    copy = proxy_type(message)
+    copy: BaseException
+    if isinstance(exc, BaseExceptionGroup):
+        # Keep the group's members (the real causes), each redacted the same way.
+        # Every copy is a RedactedException (or group of them): an Exception.
+        members = [cast(Exception, _safe_copy(member, seen)) for member in exc.exceptions]
+        copy = RedactedExceptionGroup(f"{kind.__qualname__}: {message}", members)
+    else:
+        copy = proxy_type(message)
+    if hasattr(exc, "__notes__"):
+        copy.__notes__ = list(exc.__notes__)
     seen[id(exc)] = copy
     copy.__traceback__ = exc.__traceback__
     copy.__suppress_context__ = exc.__suppress_context__

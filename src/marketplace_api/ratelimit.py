@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -49,5 +49,14 @@ class RateLimiter:
         item = parse(limit)
         if await self._limiter.hit(item, scope, key):
             return
+        await self._refuse(item, scope, key)
+
+    async def check(self, scope: str, key: str, limit: str) -> None:
+        """Raise if `key` has no budget left under `limit`, without counting this request."""
+        item = parse(limit)
+        if not await self._limiter.test(item, scope, key):
+            await self._refuse(item, scope, key)
+
+    async def _refuse(self, item: RateLimitItem, scope: str, key: str) -> None:
         stats = await self._limiter.get_window_stats(item, scope, key)
         raise RateLimited(retry_after=max(1, math.ceil(stats.reset_time - time.time())))

@@ -24,7 +24,9 @@ from tests.conftest import PASSWORD, AuthUser, build_state, make_settings
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
 
-SECRET_FIELDS = {"client_secret", "access_token", "refresh_token"}
+# Tokens, client secrets and the single-use links a person is sent to (onboarding, dashboard
+# login, the hosted Checkout page).
+SECRET_FIELDS = {"client_secret", "access_token", "refresh_token", "onboarding_url", "url"}
 EVERYWHERE = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -97,6 +99,9 @@ async def test_the_secret_carrying_routes_are_derived_from_the_schema(
     assert ("POST", "/v1/auth/refresh") in operations
     assert ("POST", "/v1/buyer/orders") in operations
     assert ("GET", "/v1/buyer/payments/{payment_id}") in operations
+    assert ("POST", "/v1/vendor/payments/dashboard-link") in operations
+    assert ("POST", "/v1/vendor/payments/onboarding-link") in operations
+    assert ("POST", "/v1/buyer/orders/{order_id}/checkout-session") in operations
 
 
 async def test_every_response_of_a_secret_carrying_route_is_no_store(

@@ -379,3 +379,40 @@ def test_a_logged_exception_keeps_its_traceback_and_chain_but_not_quoted_values(
     assert "RuntimeError: could not read the card" in logged
     assert "test_a_logged_exception_keeps_its_traceback" in logged  # the frames
     assert CARD_NUMBER in str(original.__cause__)  # the live exception is unchanged
+
+
+def test_a_refused_response_is_never_quoted_in_a_log() -> None:
+    """FastAPI's ResponseValidationError quotes the whole response it refused (a token, say)."""
+    import traceback
+
+    from fastapi.exceptions import ResponseValidationError
+
+    from marketplace_api.observability import safe_exc_info
+
+    secret = "tok_" + "9" * 24
+    exc = ResponseValidationError(
+        [{"type": "missing", "loc": ("response", "user"), "msg": "x", "input": {"t": secret}}]
+    )
+    _, copy, _ = safe_exc_info(exc)
+    text = "".join(traceback.format_exception(copy))
+    assert secret not in text
+    assert "ResponseValidationError" in text
+    assert "response.user: missing" in text
+
+
+def test_an_exception_group_keeps_its_members_redacted() -> None:
+    import traceback
+
+    from sqlalchemy.exc import IntegrityError
+
+    from marketplace_api.observability import safe_exc_info
+
+    quoted = IntegrityError("INSERT …", {"email": "owner@example.com"}, Exception("dup"))
+    group = ExceptionGroup("two failures", [quoted, ValueError("plain cause")])
+    group.add_note("while releasing funds")
+    _, copy, _ = safe_exc_info(group)
+    text = "".join(traceback.format_exception(copy))
+    assert "owner@example.com" not in text
+    assert "plain cause" in text  # the members, not just their count
+    assert "IntegrityError" in text
+    assert "while releasing funds" in text

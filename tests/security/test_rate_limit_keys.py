@@ -23,7 +23,7 @@ from marketplace_api.config import Settings
 from marketplace_api.deps import get_session
 from marketplace_api.main import create_app
 from marketplace_api.ratelimit import RateLimiter
-from tests.conftest import build_state, make_settings
+from tests.conftest import _PASSWORD_HASH, PASSWORD, build_state, make_settings
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -136,7 +136,7 @@ async def test_a_new_bearer_token_buys_no_new_budget_on_address_limited_routes(
             for user in [*users, inactive]
         ]
         elsewhere = await client_from("198.51.100.11").post(path, **body)  # type: ignore[arg-type]
-    assert statuses[:2] != [429, 429]
+    assert 429 not in statuses[:2]
     assert statuses[2] == 429  # three tokens, one address: one budget of two
     assert elsewhere.status_code != 429  # the budget is the address's, not everyone's
 
@@ -239,3 +239,76 @@ async def test_signed_in_limits_belong_to_the_verified_user(
     assert own[2] == 429
     assert other.status_code != 429
     assert refused == [401, 401, 401]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+async def test_the_right_password_is_never_locked_out_by_other_peoples_attempts(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    database_url: str,
+    storage: Callable[[], RateLimiter],
+) -> None:
+    """Only failed attempts spend the e-mail's budget: successful logins (or the owner's own
+    right password) never exhaust it, and the owner can log in while it has budget left."""
+    owner = await _user(session)
+    owner.password_hash = _PASSWORD_HASH
+    await session.commit()
+    async with _app(engine, session, database_url, storage(), rate_limit_login_email="2/hour") as (
+        _,
+        client_from,
+    ):
+        good = {"username": owner.email, "password": PASSWORD}
+        successes = [
+            (await client_from(f"203.0.113.{i}").post("/v1/auth/token", data=good)).status_code
+            for i in range(1, 5)
+        ]
+        wrong = {"username": owner.email, "password": "guess"}
+        failures = [
+            (await client_from(f"198.51.100.{i}").post("/v1/auth/token", data=wrong)).status_code
+            for i in range(1, 4)
+        ]
+    assert successes == [200, 200, 200, 200]
+    assert failures == [401, 401, 429]  # two failures spend the budget; the third is refused
+
+
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_an_ipv6_host_counts_as_its_64_network(peer: str, key: str) -> None:
+    from marketplace_api.deps import address_key
+
+    assert address_key(peer) == key
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+async def test_addresses_of_one_ipv6_network_share_a_budget(
+    engine: AsyncEngine,
+    session: AsyncSession,
+    database_url: str,
+    storage: Callable[[], RateLimiter],
+) -> None:
+    async with _app(engine, session, database_url, storage(), rate_limit_register="2/minute") as (
+        _,
+        client_from,
+    ):
+        statuses = [
+            (
+                await client_from(f"2001:db8:5:6::{i:x}").post(
+                    "/v1/auth/register", json={"email": "x", "password": "y", "role": "buyer"}
+                )
+            ).status_code
+            for i in range(1, 4)
+        ]
+        other_network = await client_from("2001:db8:5:7::1").post(
+            "/v1/auth/register", json={"email": "x", "password": "y", "role": "buyer"}
+        )
+    assert 429 not in statuses[:2]
+    assert statuses[2] == 429
+    assert other_network.status_code != 429

@@ -204,7 +204,10 @@ async def deliver(
             extra={
                 "notification_id": str(notification_id),
                 "kind": kind,
-                "error": error,
+                # The type and SMTP code only: SMTP errors quote the recipient's address (the
+                # row's last_error keeps the whole message for the operator).
+                "error": type(exc).__name__,
+                "smtp_code": getattr(exc, "code", None),
                 "final": final_attempt,
             },
         )

@@ -15,9 +15,11 @@ from marketplace_api.accounts.exceptions import (
 from marketplace_api.accounts.models import Role
 from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
 from marketplace_api.deps import (
+    AppStateDep,
     CurrentUser,
     SessionDep,
     SettingsDep,
+    count_failed_login,
     limit_login_attempts,
     rate_limit,
 )
@@ -56,8 +58,13 @@ async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    state: AppStateDep,
 ) -> TokenPair:
-    user = await service.authenticate(session, email=form.username, password=form.password)
+    try:
+        user = await service.authenticate(session, email=form.username, password=form.password)
+    except InvalidCredentials:
+        await count_failed_login(state, form.username)
+        raise
     return await service.issue_tokens(session, settings, user)
 
 
