@@ -55,8 +55,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("error: the Stripe simulator needs --workers 1", file=sys.stderr)
             return 2
         # Hosted-page links and the webhook endpoint point at this server.
-        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
-        os.environ.setdefault("STRIPE_SIMULATOR_PUBLIC_URL", f"http://{host}:{args.port}")
+        if "stripe_simulator_public_url" not in settings.model_fields_set:
+            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+            os.environ["STRIPE_SIMULATOR_PUBLIC_URL"] = f"http://{host}:{args.port}"
     if settings.database_url is None and not args.no_worker:
         # The embedded default is the one-command setup: the API also runs the job worker.
         os.environ["RUN_WORKER_IN_PROCESS"] = "true"

@@ -40,6 +40,7 @@ def money(amount: int, currency: str = "usd") -> str:
 class User:
     email: str
     token: str
+    account: str = ""  # a vendor's Stripe account
 
     @property
     def headers(self) -> dict[str, str]:
@@ -61,6 +62,14 @@ class Demo:
     ) -> Any:
         headers = {**(user.headers if user else {}), **kw.pop("headers", {})}
         answer = await self.http.request(method, path, headers=headers, **kw)
+        # Registration is rate limited per client address: a second demo run within a minute
+        # waits as any client should (Retry-After), rather than failing.
+        deadline = time.monotonic() + self.timeout
+        while answer.status_code == 429 and time.monotonic() < deadline:
+            pause = float(answer.headers.get("Retry-After", "1"))
+            self.out(f"    (rate limited: waiting {pause:.0f}s as Retry-After asks)")
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            answer = await self.http.request(method, path, headers=headers, **kw)
         if answer.status_code != expect:
             raise DemoFailed(f"{method} {path} answered {answer.status_code}: {answer.text[:400]}")
         return answer.json() if answer.content and expect != 303 else answer
@@ -132,7 +141,8 @@ class Demo:
         profile = {"display_name": shop, "country": "US", "default_currency": "usd"}
         await self.call("PUT", "/v1/vendor/profile", vendor, json=profile)
         setup = await self.call("POST", "/v1/vendor/payments/setup", vendor)
-        self.out(f"    account {setup['stripe_account_id']} ({setup['status']})")
+        vendor.account = setup["stripe_account_id"]
+        self.out(f"    account {vendor.account} ({setup['status']})")
         self.out(f"    onboarding page: {setup['onboarding_url']}")
         # The vendor presses "finish" on the hosted onboarding page and is sent back to the SPA,
         # which asks the API to refresh the account.
@@ -301,17 +311,42 @@ class Demo:
         return str(checkout["payment_id"])
 
     async def statements(self, vendors: list[User]) -> None:
-        self.step("Ledger statements (vendor side)")
+        """Each vendor's ledger, then the figures to check by eye: what the ledger says reached
+        the vendor (transfers less reversals) equals the vendor's balance on "Stripe" (nothing
+        has been paid out yet)."""
+        self.step("Ledger statements (signs follow the buyer's money: + in, - out)")
+        summary = []
         for vendor in vendors:
             page = await self.call("GET", "/v1/vendor/payments", vendor, params={"limit": 100})
-            total = 0
+            by_kind: dict[str, int] = {}
+            name = vendor.email.split("-")[0]
             for movement in reversed(page["items"]):
-                total += movement["amount"]
+                by_kind[movement["kind"]] = by_kind.get(movement["kind"], 0) + movement["amount"]
                 self.out(
-                    f"    {vendor.email.split('-')[0]:>4} {movement['kind']:<20} "
-                    f"{money(movement['amount']):>14}  {movement['stripe_id']}"
+                    f"    {name:>4} {movement['kind']:<20} {money(movement['amount']):>12}  "
+                    f"{movement['stripe_id']}"
                 )
-            self.out(f"    {'':>4} {'net':<20} {money(total):>14}")
+            balance = await self.stripe(
+                "GET", "/v1/balance", headers={"Stripe-Account": vendor.account}
+            )
+            on_stripe = sum(b["amount"] for b in balance["available"] + balance["pending"])
+            summary.append((name, by_kind, on_stripe))
+        self.step("Figures to check by eye")
+        self.out(
+            f"    {'vendor':<6} {'charged':>12} {'refunded':>12} {'platform':>12} "
+            f"{'to vendor':>12} {'on Stripe':>12}"
+        )
+        for name, k, on_stripe in summary:
+            to_vendor = k.get("transfer", 0) + k.get("transfer_reversal", 0)
+            platform = k.get("platform_fee", 0) + k.get("refund_fee_share", 0)
+            self.out(
+                f"    {name:<6} {money(k.get('charge', 0)):>12} {money(k.get('refund', 0)):>12} "
+                f"{money(platform):>12} {money(to_vendor):>12} {money(on_stripe):>12}"
+            )
+            self.check(
+                to_vendor == on_stripe,
+                f"{name}: the ledger's transfers less reversals equal its Stripe balance",
+            )
 
     async def invariants(self, buyer: User, payment_ids: list[str]) -> None:
         self.step("Per-payment invariants")
