@@ -8,7 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from marketplace_api.payments.stripe_gateway import StripeGateway, verify_event
+from marketplace_api.payments.stripe_gateway import (
+    StripeGateway,
+    StripeRequestRejected,
+    verify_event,
+)
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.core import DAY
 from marketplace_api.webhooks.exceptions import InvalidSignature
@@ -216,3 +220,36 @@ async def test_state_survives_a_restart_through_its_file(tmp_path: Path) -> None
     assert second.state.payment_intents[created["id"]]["amount"] == 1000
     assert second.handle(request).headers["Idempotent-Replayed"] == "true"
     assert next(iter(second.state.private.values()))["secret"] == secret
+
+
+async def test_a_refused_refund_changes_nothing(
+    gateway: StripeGateway, sim: StripeSimulator
+) -> None:
+    account = await onboarded_account(gateway, sim)
+    created = await gateway.create_payment_intent(
+        amount=4000,
+        currency="usd",
+        metadata={},
+        idempotency_key="a",
+        application_fee_amount=400,
+        transfer_destination=account["id"],
+    )
+    intent = sim.confirm_payment_intent(created["id"])
+    charge = sim.state.charges[intent["latest_charge"]]
+    # The platform took the whole destination transfer back by hand first.
+    await gateway.create_transfer_reversal(
+        charge["transfer"], amount=4000, metadata={}, idempotency_key="manual"
+    )
+    balances = (sim.balances(None), sim.balances(account["id"]))
+    with pytest.raises(StripeRequestRejected):
+        await gateway.create_refund(
+            payment_intent=created["id"],
+            amount=1000,
+            reason="requested_by_customer",
+            metadata={},
+            idempotency_key="r",
+            reverse_transfer=True,
+        )
+    assert sim.state.refunds == {}
+    assert sim.state.charges[charge["id"]]["amount_refunded"] == 0
+    assert (sim.balances(None), sim.balances(account["id"])) == balances

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from marketplace_api.stripe_simulator.forms import decode_form
 from marketplace_api.stripe_simulator.state import Obj
 
 Handler = Callable[..., Any]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,12 @@ def handle_request(sim: StripeSimulator, request: httpx.Request) -> httpx.Respon
         return _api(sim, request, path, raw, request_id, headers)
     except StripeAPIError as exc:
         return _json(exc.status, exc.body(), headers)
+    except Exception:
+        # A bug of the simulator: answered as Stripe answers its own failures (500 api_error),
+        # logged with the traceback so it is not mistaken for the service's fault.
+        logger.exception("stripe simulator failed on %s %s", request.method, path)
+        failure = {"error": {"type": "api_error", "message": "The Stripe simulator failed."}}
+        return _json(500, failure, headers)
 
 
 def _api(
