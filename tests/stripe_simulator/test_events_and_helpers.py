@@ -253,3 +253,35 @@ async def test_a_refused_refund_changes_nothing(
     assert sim.state.refunds == {}
     assert sim.state.charges[charge["id"]]["amount_refunded"] == 0
     assert (sim.balances(None), sim.balances(account["id"])) == balances
+
+
+async def test_pending_deliveries_post_signed_to_an_asgi_app(sim: StripeSimulator) -> None:
+    secret = sim.add_webhook_endpoint(URL, connect=False)
+    received: list[dict[str, object]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        body = (await receive())["body"]
+        headers = dict(scope["headers"])
+        received.append(
+            verify_event(body, headers[b"stripe-signature"].decode(), [secret], 300)
+            | {"path": scope["path"]}
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sim.handle(
+        httpx.Request(
+            "POST",
+            "https://api.stripe.com/v1/payment_intents",
+            headers={"Authorization": "Bearer sk_test_x"},
+            content=b"amount=1000&currency=usd",
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        answers = await sim.deliver_pending(client)
+    assert [a.status_code for a in answers] == [200]
+    assert [(e["type"], e["path"]) for e in received] == [
+        ("payment_intent.created", "/webhooks/stripe")
+    ]
+    assert sim.pending == []
