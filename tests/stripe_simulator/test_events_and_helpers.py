@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stripe
 
 from marketplace_api.payments.stripe_gateway import (
     StripeGateway,
@@ -285,3 +286,26 @@ async def test_pending_deliveries_post_signed_to_an_asgi_app(sim: StripeSimulato
         ("payment_intent.created", "/webhooks/stripe")
     ]
     assert sim.pending == []
+
+
+async def test_an_application_fee_refunded_by_itself_moves_it_back_to_the_vendor(
+    client: stripe.StripeClient, gateway: StripeGateway, sim: StripeSimulator
+) -> None:
+    account = await onboarded_account(gateway, sim)
+    created = await gateway.create_payment_intent(
+        amount=2000,
+        currency="usd",
+        metadata={},
+        idempotency_key="a",
+        application_fee_amount=300,
+        transfer_destination=account["id"],
+    )
+    charge = sim.state.charges[sim.confirm_payment_intent(created["id"])["latest_charge"]]
+    fee_id = charge["application_fee"]
+    refund = await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 100})
+    assert (refund.amount, refund.fee) == (100, fee_id)
+    assert sim.state.application_fees[fee_id]["amount_refunded"] == 100
+    assert sim.events_of("application_fee.refunded")[-1]["data"]["object"]["id"] == fee_id
+    assert sim.balances(account["id"])["usd"]["pending"] == 2000 - 300 + 100
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 201})

@@ -84,6 +84,13 @@ ROUTES: list[Route] = [
     _r("GET", "/v1/refunds/{id}", movements.retrieve_refund, P.RETRIEVE),
     _r("GET", "/v1/application_fees", movements.list_fees, P.FEE_LIST),
     _r("GET", "/v1/application_fees/{id}", movements.retrieve_fee, P.RETRIEVE),
+    _r(
+        "POST",
+        "/v1/application_fees/{id}/refunds",
+        movements.create_fee_refund,
+        P.FEE_REFUND_CREATE,
+    ),
+    _r("GET", "/v1/application_fees/{id}/refunds", movements.list_fee_refunds, P.PI_LIST),
     _r("GET", "/v1/disputes", movements.list_disputes, P.DISPUTE_LIST),
     _r("GET", "/v1/disputes/{id}", movements.retrieve_dispute, P.RETRIEVE),
     _r("GET", "/v1/payouts", movements.list_payouts, P.PAYOUT_LIST),

@@ -372,6 +372,26 @@ def retrieve_fee(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> 
     return sim.get("application_fee", id, ctx.account)
 
 
+def create_fee_refund(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+    """A fee refunded by itself (the platform gives its fee back, e.g. from the dashboard)."""
+    fee = sim.get("application_fee", id, ctx.account)
+    remaining = fee["amount"] - fee["amount_refunded"]
+    amount = p.get("amount", remaining)
+    check_positive(amount)
+    if amount > remaining:
+        raise invalid(
+            f"Refund amount ({amount}) is greater than the fee's unrefunded amount ({remaining}).",
+            param="amount",
+        )
+    fee_refund = refund_fee(sim, fee, amount, request=ctx.request)
+    fee_refund["metadata"] = p.get("metadata") or {}
+    return fee_refund
+
+
+def list_fee_refunds(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> list[Obj]:
+    return list(sim.get("application_fee", id, ctx.account)["refunds"]["data"])
+
+
 def list_fees(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]:
     return [
         f
