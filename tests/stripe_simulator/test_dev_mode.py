@@ -52,7 +52,9 @@ async def test_development_without_keys_runs_the_whole_story_on_the_simulator(
         endpoints = list(sim.state.webhook_endpoints.values())
     assert ok, "\n".join(lines)
     assert "All checks passed." in lines
-    assert "built-in Stripe Connect simulator" in capsys.readouterr().out  # the startup log
+    startup = capsys.readouterr().out
+    assert "built-in Stripe Connect simulator, not Stripe" in startup  # the startup log
+    assert f"webhooks to {PUBLIC}/webhooks/stripe" in startup
     assert {e["url"] for e in endpoints} == {f"{PUBLIC}/webhooks/stripe"}
     assert len(endpoints) == 2  # platform and Connect
     # Two vendors; the cart paid with the Payment Element and the second order on the Checkout
