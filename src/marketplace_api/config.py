@@ -10,7 +10,7 @@ import enum
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     # Production refuses a test-mode key (sk_test_/rk_test_) unless this says it is meant to
     # (a staging deployment against Stripe's test mode).
     stripe_allow_test_keys: bool = False
+    # The built-in Stripe Connect simulator (stripe_simulator/): `auto` uses it in development
+    # when STRIPE_SECRET_KEY is unset; `on` forces it (refused in production); `off` never.
+    stripe_simulator: Literal["auto", "on", "off"] = "auto"
+    # Its state (accounts, payments, webhook endpoints), kept across restarts like the
+    # embedded database in .marketplace/.
+    stripe_simulator_state_file: Path = Path(".marketplace/stripe-simulator.json")
+    # The API's base URL as a browser reaches it: the simulator's hosted pages and the webhook
+    # endpoint it registers. `marketplace-api serve` sets it from --host/--port when unset.
+    stripe_simulator_public_url: str = "http://127.0.0.1:8000"
 
     # --- auth -----------------------------------------------------------------------------
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -230,6 +239,8 @@ class Settings(BaseSettings):
         if not self.database_url:
             problems.append("DATABASE_URL is required in production (no embedded database)")
         problems.extend(self._unsafe_in_production())
+        if self.stripe_simulator == "on":
+            problems.append("STRIPE_SIMULATOR=on is for development only (use off or auto)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -290,6 +301,15 @@ class Settings(BaseSettings):
     @property
     def stripe_enabled(self) -> bool:
         return self.stripe_secret_key is not None
+
+    @property
+    def use_stripe_simulator(self) -> bool:
+        """Run against the built-in Stripe simulator instead of Stripe (never in production)."""
+        if self.environment is Environment.production or self.stripe_simulator == "off":
+            return False
+        if self.stripe_simulator == "on":
+            return True
+        return self.environment is Environment.development and self.stripe_secret_key is None
 
 
 def _plausible_webhook_secret(secret: str) -> bool:
