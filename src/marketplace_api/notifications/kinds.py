@@ -26,6 +26,8 @@ class Kind(enum.StrEnum):
     requirements_due = "requirements_due"  # vendor: onboarding requirements
     transfer_failed = "transfer_failed"  # admin
     webhook_event_failed = "webhook_event_failed"  # admin
+    webhook_event_mismatched = "webhook_event_mismatched"  # admin: event disagrees with our row
+    operator_alert = "operator_alert"  # admin: money Stripe moved that needs a look
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,4 +63,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.webhook_event_failed: KindInfo(
         Audience.admin, "[marketplace] Stripe event {{ event_id }} failed ({{ event_type }})"
     ),
+    Kind.webhook_event_mismatched: KindInfo(
+        Audience.admin,
+        "[marketplace] Stripe event {{ event_id }} does not match our records ({{ event_type }})",
+    ),
+    Kind.operator_alert: KindInfo(Audience.admin, "[marketplace] {{ title }}"),
 }

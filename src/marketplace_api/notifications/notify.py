@@ -422,3 +422,34 @@ async def notify_webhook_event_failed(session: AsyncSession, event_id: str) -> i
         await _admin_emails(session),
         context,
     )
+
+
+async def notify_webhook_event_mismatched(session: AsyncSession, event_id: str) -> int:
+    """Every active admin: a Stripe event disagreed with the row it named and was set aside
+    (one email per event). Call when the event is stored `mismatched`."""
+    event = (
+        await _fresh(session, select(StripeEvent).where(StripeEvent.id == event_id))
+    ).scalar_one_or_none()
+    if event is None:
+        return 0
+    context = {
+        "event_id": event.id,
+        "event_type": event.type,
+        "last_error": (event.last_error or "")[:500] or None,
+    }
+    return await _send(
+        session,
+        Kind.webhook_event_mismatched,
+        f"stripe_event:{event.id}",
+        await _admin_emails(session),
+        context,
+    )
+
+
+async def notify_operator(
+    session: AsyncSession, source: str, title: str, message: str, details: Mapping[str, Any]
+) -> int:
+    """Every active admin: money Stripe moved that needs a look (once per `source`)."""
+    shown = {name: str(value) for name, value in details.items()}
+    context = {"title": title, "message": message, "details": shown}
+    return await _send(session, Kind.operator_alert, source, await _admin_emails(session), context)

@@ -12,6 +12,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.refunds import sync
+from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 @handles("refund.created", "refund.updated", "refund.failed")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
-    refund = await sync.apply_refund_object(session, dict(event.object), observed_at=event.created)
+    refund = await sync.apply_refund_object(
+        session, dict(event.object), observed_at=event.created, source=Source(event.account)
+    )
     if refund is None:
         logger.info("refund event for a refund that is not ours", extra={"event_id": event.id})
 
@@ -31,4 +34,6 @@ async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None
     refunds = (event.object.get("refunds") or {}).get("data") or []
     for refund in refunds:
         if isinstance(refund, dict):
-            await sync.apply_refund_object(session, refund, observed_at=event.created)
+            await sync.apply_refund_object(
+                session, refund, observed_at=event.created, source=Source(event.account)
+            )

@@ -21,6 +21,7 @@ from marketplace_api.notifications.notify import notify_payout_failed
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.binding import Mismatch, verify
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 
 logger = logging.getLogger(__name__)
@@ -36,22 +37,52 @@ def _our_id(obj: dict[str, Any], key: str) -> uuid.UUID | None:
 
 @handles("transfer.created", "transfer.updated", "transfer.reversed")
 async def on_transfer(session: AsyncSession, event: EventContext) -> None:
+    """Transfers live on the platform (no `event.account`); each transfer and reversal must be
+    the one we recorded: Stripe id, amount, currency and destination (`Mismatch` otherwise)."""
     obj = dict(event.object)
     transfer_id = _our_id(obj, "transfer_id")
+    transfer = await session.get(Transfer, transfer_id) if transfer_id is not None else None
     if transfer_id is not None:
-        if await session.get(Transfer, transfer_id) is None:
+        if transfer is None:
             raise RetryLater(f"transfer {transfer_id} is not committed yet")
-        await service.record_transfer_created(session, transfer_id, obj, observed_at=event.created)
+        verify(
+            f"transfer {transfer.id}",
+            obj,
+            ids=[transfer.stripe_transfer_id],
+            amount=transfer.amount,
+            currency=transfer.currency,
+            account=event.account,
+            expected_account=None,
+            references={"destination": transfer.destination},
+        )
+    reversals: list[tuple[uuid.UUID, dict[str, Any]]] = []
     for reversal in (obj.get("reversals") or {}).get("data") or []:
         if not isinstance(reversal, dict):
             continue
         reversal_id = _our_id(reversal, "reversal_id")
-        if reversal_id is None:
+        row = await session.get(TransferReversal, reversal_id) if reversal_id else None
+        if reversal_id is None or row is None:
             continue
-        if await session.get(TransferReversal, reversal_id) is not None:
-            await service.record_reversal_created(
-                session, reversal_id, reversal, observed_at=event.created
-            )
+        stored_transfer = await session.get(Transfer, row.transfer_id)
+        ours = stored_transfer.stripe_transfer_id if stored_transfer else None
+        verify(
+            f"transfer reversal {row.id}",
+            reversal,
+            ids=[row.stripe_reversal_id],
+            amount=row.amount,
+            currency=row.currency,
+            references={"transfer": ours},
+        )
+        if ours is not None and ours != obj.get("id"):
+            raise Mismatch(f"transfer reversal {row.id}", "transfer", ours, obj.get("id"))
+        reversals.append((reversal_id, reversal))
+    # Everything is verified before anything moves.
+    if transfer is not None:
+        await service.record_transfer_created(session, transfer.id, obj, observed_at=event.created)
+    for reversal_id, reversal in reversals:
+        await service.record_reversal_created(
+            session, reversal_id, reversal, observed_at=event.created
+        )
 
 
 @handles("payout.paid", "payout.failed")
