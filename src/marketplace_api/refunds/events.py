@@ -1,4 +1,5 @@
-"""Webhook handlers for refunds: `refund.created/updated/failed` and `charge.refunded`.
+"""Webhook handlers for refunds: `refund.created/updated/failed`, `charge.refund.updated` and
+`charge.refunded`.
 
 Our refund is found by `metadata.refund_id` (we set it), then the Stripe refund id; the state
 machine decides (terminal states never move back), so duplicates and out-of-order deliveries
@@ -18,7 +19,7 @@ from marketplace_api.webhooks.dispatch import EventContext, handles
 logger = logging.getLogger(__name__)
 
 
-@handles("refund.created", "refund.updated", "refund.failed")
+@handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
     refund = await sync.apply_refund_object(
         session, dict(event.object), observed_at=event.created, source=Source(event.account)

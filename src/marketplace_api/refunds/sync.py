@@ -22,6 +22,7 @@ from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
+from marketplace_api.refunds import failures
 from marketplace_api.refunds.models import (
     Refund,
     RefundOrigin,
@@ -30,7 +31,7 @@ from marketplace_api.refunds.models import (
     RefundRequestStatus,
     RefundStatus,
 )
-from marketplace_api.refunds.state import FROM_STRIPE, transition_refund
+from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, transition_refund
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
 from marketplace_api.transfers.queries import fresh_payment, lock_order, refund_totals
 from marketplace_api.transfers.state import transition_reversal
@@ -184,6 +185,14 @@ async def apply_refund_object(
             await _on_succeeded(session, refund, obj, observed_at=observed_at)
         else:
             await cancel_reversal_of(session, refund.id, f"the refund {target.value}")
+            await reopen_request(session, refund)
+    elif refund.status is RefundStatus.succeeded and target is RefundStatus.failed:
+        if await fail_after_success(session, refund.id, values=values):
+            refund = await get_refund(session, refund.id)
+            payment = await fresh_payment(session, refund.payment_id)
+            await failures.undo_success(session, refund, payment, observed_at=observed_at)
+            # A separate charge's reversal not made yet is not needed any more.
+            await cancel_reversal_of(session, refund.id, "the refund failed after succeeding")
             await reopen_request(session, refund)
     elif refund.status is RefundStatus.succeeded and target is not RefundStatus.succeeded:
         logger.error(
