@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.notifications.notify import notify_payout_failed
+from marketplace_api.refunds import fees
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
@@ -139,13 +140,8 @@ async def on_payout(session: AsyncSession, event: EventContext) -> None:
 
 @handles("application_fee.refunded")
 async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
-    """Fee refunds of our refunds are recorded with the refund (`refund_fee_share`); this event
-    is acknowledged and logged so a fee refunded by hand in the dashboard is visible."""
-    logger.info(
-        "application fee refunded",
-        extra={
-            "event_id": event.id,
-            "fee": event.object.get("id"),
-            "amount_refunded": event.object.get("amount_refunded"),
-        },
+    """Stripe's fee refunds against our split of the refunds: a rounding difference (a minor
+    unit) is recorded in the ledger (`refunds.fees`)."""
+    await fees.reconcile_fee_refunds(
+        session, dict(event.object), observed_at=event.created, account=event.account
     )
