@@ -94,6 +94,12 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
         "attempts": 10,
         "last_error": "RuntimeError: boom",
     },
+    Kind.duplicate_payment_refunded: {
+        "buyer_name": "Ann",
+        "payment_id": "p1",
+        "amount": 2500,
+        "currency": "usd",
+    },
     Kind.webhook_event_mismatched: {
         "event_id": "evt_1",
         "event_type": "payment_intent.succeeded",

@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     order_paid = "order_paid"  # buyer: receipt
     order_shipped = "order_shipped"  # buyer
     refund_issued = "refund_issued"  # buyer
+    duplicate_payment_refunded = "duplicate_payment_refunded"  # buyer: paid twice, one refunded
     vendor_new_order = "vendor_new_order"  # vendor: a new paid order
     dispute_opened = "dispute_opened"  # vendor: with the evidence deadline
     transfer_released = "transfer_released"  # vendor
@@ -41,6 +42,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.order_shipped: KindInfo(Audience.buyer, "Your order from {{ vendor_name }} has shipped"),
     Kind.refund_issued: KindInfo(
         Audience.buyer, "Refund of {{ money(amount, currency) }} from {{ vendor_name }}"
+    ),
+    Kind.duplicate_payment_refunded: KindInfo(
+        Audience.buyer, "You paid twice: {{ money(amount, currency) }} was refunded"
     ),
     Kind.vendor_new_order: KindInfo(
         Audience.vendor, "New paid order: {{ money(amount, currency) }}"

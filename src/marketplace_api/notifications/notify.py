@@ -36,7 +36,7 @@ from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.service import Email, dedupe_key, notify_many
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.payments.models import Payment
-from marketplace_api.refunds.models import Refund
+from marketplace_api.refunds.models import DuplicatePaymentRefund, Refund
 from marketplace_api.transfers.models import Transfer
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.models import StripeEvent
@@ -245,6 +245,35 @@ async def notify_refund_issued(session: AsyncSession, refund_id: uuid.UUID) -> i
         "reason": refund.reason.value.replace("_", " ") if refund.reason else None,
     }
     return await _send(session, Kind.refund_issued, f"refund:{refund.id}", [buyer.email], context)
+
+
+async def notify_duplicate_payment_refunded(session: AsyncSession, duplicate_id: uuid.UUID) -> int:
+    """The buyer's "you paid twice, one payment was refunded": call when the duplicate's refund
+    has succeeded (one email per duplicate)."""
+    row = (
+        await _fresh(
+            session, select(DuplicatePaymentRefund).where(DuplicatePaymentRefund.id == duplicate_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return 0
+    payment = await session.get(Payment, row.payment_id)
+    buyer = await _user(session, payment.buyer_id) if payment is not None else None
+    if buyer is None:
+        return 0
+    context = {
+        "buyer_name": _name(buyer),
+        "payment_id": str(row.payment_id),
+        "amount": row.amount,
+        "currency": row.currency,
+    }
+    return await _send(
+        session,
+        Kind.duplicate_payment_refunded,
+        f"duplicate_payment:{row.stripe_payment_intent_id}",
+        [buyer.email],
+        context,
+    )
 
 
 # --- vendor ----------------------------------------------------------------------------------

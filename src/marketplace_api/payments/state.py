@@ -25,6 +25,7 @@ from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.refunds.duplicates import record_duplicate
 from marketplace_api.webhooks.binding import Mismatch, Source, account_of, is_older, verify
 from marketplace_api.webhooks.dispatch import RetryLater
 
@@ -325,10 +326,9 @@ async def _apply_succeeded(
     charge = _charge_values(intent)
     if payment.status is P.succeeded:
         if payment.stripe_payment_intent_id != intent_id:
-            logger.error(
-                "second PaymentIntent succeeded for a paid payment: refund it",
-                extra={"payment_id": str(payment.id), "payment_intent": intent_id},
-            )
+            # Paid twice (a Checkout Session's and the Payment Element's PaymentIntent): the
+            # second one is refunded whole, once.
+            await record_duplicate(session, payment, intent, observed_at=observed_at)
             return
         # Fill in what an earlier, thinner view (e.g. an unexpanded charge) did not carry.
         for name, value in charge.items():
@@ -336,13 +336,9 @@ async def _apply_succeeded(
                 setattr(payment, name, value)
         return
     if payment.status in (P.canceled, P.expired, P.failed):
-        # Cannot happen when cancellation went through Stripe first; kept loud if it does.
-        logger.error(
-            "PaymentIntent succeeded for a payment that was already released: refund it",
-            extra={"payment_id": str(payment.id), "payment_intent": intent_id},
-        )
-        if payment.stripe_charge_id is None and "stripe_charge_id" in charge:
-            payment.stripe_charge_id = charge["stripe_charge_id"]
+        # Cannot happen when cancellation went through Stripe first; if it does, the buyer paid
+        # for orders that were released: the money goes back like a duplicate's.
+        await record_duplicate(session, payment, intent, observed_at=observed_at)
         return
     await mark_succeeded(
         session,

@@ -12,7 +12,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.refunds import sync
+from marketplace_api.refunds import duplicates, sync
 from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
+    if duplicates.names_duplicate(event.object):  # the refund of a second PaymentIntent
+        await duplicates.apply_duplicate_refund(
+            session, event.object, observed_at=event.created, source=Source(event.account)
+        )
+        return
     refund = await sync.apply_refund_object(
         session, dict(event.object), observed_at=event.created, source=Source(event.account)
     )
