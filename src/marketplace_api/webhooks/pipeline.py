@@ -16,6 +16,10 @@
    rolled back, the event stays `pending` with `attempts + 1`, `last_error` and
    `next_attempt_at = now + 5 s · 2^(attempts-1)` (capped at 1 h); after `MAX_ATTEMPTS` it becomes
    `failed` (an admin can retry it). The retry job (`process_due_events`) picks up due events.
+4. A handler that raises `binding.Mismatch` (the event names one of our rows but another object,
+   amount, currency or account): its changes are rolled back and the event is stored
+   `mismatched` with the disagreement, the admins are alerted, and the delivery is answered 200
+   (retrying cannot make it agree).
 
 Status changes of a stored event go through `transition` only.
 """
