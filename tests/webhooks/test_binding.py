@@ -7,19 +7,26 @@ from __future__ import annotations
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType
 from marketplace_api.ledger.models import MoneyMovement
 from marketplace_api.notifications.models import Notification
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.refunds.models import Refund, RefundOrigin, RefundReason, RefundStatus
+from marketplace_api.refunds.models import (
+    DuplicatePaymentRefund,
+    Refund,
+    RefundOrigin,
+    RefundReason,
+    RefundStatus,
+)
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -29,6 +36,7 @@ from marketplace_api.transfers.models import (
 )
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.webhooks.pipeline import process_due_events
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, stripe_id
 from tests.ledger.factories import NOW, deliver, dispute_json, make_buyer, make_paid, refund_json
@@ -525,3 +533,55 @@ async def test_vendor_row_is_untouched_by_another_accounts_snapshot(
     row = await session.get(Vendor, vendor_id, populate_existing=True)
     assert row is not None
     assert (row.stripe_account_id, row.charges_enabled) == (account_id, False)
+
+
+async def test_deferred_event_that_turns_out_foreign_is_set_aside_by_the_retry_job(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    test_sessionmaker: async_sessionmaker[AsyncSession],
+    admin: AuthUser,
+) -> None:
+    """An unknown PaymentIntent waits while the payment's Checkout Session has not told us its
+    own; once it has (and it is another one), the retry job sets the event aside."""
+    admin_email = admin.user.email
+    payment = await unpaid_payment(session, amount=2000, checkout_session_id=stripe_id("cs_test"))
+    payment_id, session_id = payment.id, payment.checkout_session_id
+    metadata = {"payment_id": str(payment_id)}
+    unknown = event(
+        "payment_intent.succeeded",
+        payment_intent(amount=2000, status="succeeded", intent_id="pi_unknown", metadata=metadata),
+    )
+    assert (await deliver(client, unknown))["status"] == "pending"  # may be the session's own
+    completed = {
+        "id": session_id,
+        "object": "checkout.session",
+        "amount_total": 2000,
+        "currency": "usd",
+        "metadata": metadata,
+        "payment_intent": "pi_of_the_session",
+        "payment_status": "paid",
+        "status": "complete",
+    }
+    assert (await deliver(client, event("checkout.session.completed", completed)))[
+        "status"
+    ] == "processed"
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert await process_due_events(test_sessionmaker, now=later) == 1
+
+    stored = await session.get(StripeEvent, unknown["id"], populate_existing=True)
+    assert stored is not None
+    assert stored.status is EventStatus.mismatched
+    row = await session.get(Payment, payment_id, populate_existing=True)
+    assert row is not None
+    assert (row.status, row.stripe_payment_intent_id) == (
+        PaymentStatus.succeeded,
+        "pi_of_the_session",
+    )
+    assert (await session.execute(select(DuplicatePaymentRefund))).first() is None
+    alerts = (
+        await session.execute(
+            select(Notification.recipient).where(Notification.kind == "webhook_event_mismatched")
+        )
+    ).scalars()
+    assert list(alerts) == [admin_email]
