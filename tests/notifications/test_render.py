@@ -94,6 +94,22 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
         "attempts": 10,
         "last_error": "RuntimeError: boom",
     },
+    Kind.duplicate_payment_refunded: {
+        "buyer_name": "Ann",
+        "payment_id": "p1",
+        "amount": 2500,
+        "currency": "usd",
+    },
+    Kind.webhook_event_mismatched: {
+        "event_id": "evt_1",
+        "event_type": "payment_intent.succeeded",
+        "last_error": "mismatch: payment: the event's amount is 50, we recorded 10000",
+    },
+    Kind.operator_alert: {
+        "title": "Duplicate payment refunded",
+        "message": "A second PaymentIntent succeeded for one payment; it was refunded.",
+        "details": {"payment_id": "p1", "payment_intent": "pi_2"},
+    },
 }
 
 

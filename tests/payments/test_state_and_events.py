@@ -205,9 +205,14 @@ async def test_checkout_session_events(
     session: AsyncSession, settings: Settings, buyer: AuthUser
 ) -> None:
     payment, listing = await _payment(session, settings, buyer)
+    element_intent = payment.stripe_payment_intent_id
+    payment.checkout_session_seq, payment.checkout_session_id = 1, "cs_test_1"
+    await session.commit()
     session_obj = {
         "id": "cs_test_1",
         "object": "checkout.session",
+        "amount_total": payment.amount,
+        "currency": payment.currency,
         "client_reference_id": str(payment.id),
         "metadata": {"payment_id": str(payment.id)},
         "payment_intent": "pi_from_checkout",
@@ -235,6 +240,8 @@ async def test_checkout_session_events(
         1,
     )
     assert payment.stripe_payment_intent_id == "pi_from_checkout"
+    # The Payment Element's PaymentIntent is still known as ours (a late success: a duplicate).
+    assert payment.replaced_payment_intent_id == element_intent
 
 
 async def test_checkout_session_expired_releases_only_without_another_open_intent(
@@ -244,6 +251,8 @@ async def test_checkout_session_expired_releases_only_without_another_open_inten
     expired = {
         "id": "cs_test_2",
         "object": "checkout.session",
+        "amount_total": payment.amount,
+        "currency": payment.currency,
         "metadata": {"payment_id": str(payment.id)},
         "status": "expired",
     }

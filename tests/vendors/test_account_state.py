@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.vendors import events, service
 from marketplace_api.vendors.models import Vendor, VendorStatus
+from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import HANDLER_MODULES, EventContext, load_handlers
 from tests.fixtures.stripe import event, stripe_id
 from tests.vendors.factories import NO_REQUIREMENTS, account, active_account, make_vendor, ts
@@ -77,7 +79,9 @@ async def test_metadata_of_a_vendor_with_another_account_does_not_hijack_it(
 ) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_stored")
     orphan = active_account("acct_orphan", vendor_id=vendor.id)
-    assert await service.apply_stripe_account(session, orphan, observed_at=ts(T0)) is None
+    # Our vendor's id on another account is a disagreement to show the operator, not adopted.
+    with pytest.raises(Mismatch):
+        await service.apply_stripe_account(session, orphan, observed_at=ts(T0))
     await session.refresh(vendor)
     assert vendor.stripe_account_id == "acct_stored"
     assert vendor.status is VendorStatus.onboarding

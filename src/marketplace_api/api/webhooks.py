@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -16,6 +17,8 @@ from marketplace_api.webhooks.exceptions import (
     InvalidSignature,
 )
 from marketplace_api.webhooks.schemas import WebhookReceipt
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -51,11 +54,16 @@ async def receive_stripe_event(
         raise PayloadTooLarge(
             f"The request body must not exceed {settings.max_request_body_bytes} bytes."
         )
-    event = verify_event(
-        payload,
-        stripe_signature,
-        [secret.get_secret_value() for secret in settings.stripe_webhook_secrets],
-        settings.stripe_webhook_tolerance_seconds,
-    )
-    receipt = await service.receive_event(session, event)
+    try:
+        event = verify_event(
+            payload,
+            stripe_signature,
+            [secret.get_secret_value() for secret in settings.stripe_webhook_secrets],
+            settings.stripe_webhook_tolerance_seconds,
+        )
+        receipt = await service.receive_event(session, event)
+    except (InvalidPayload, InvalidSignature) as exc:
+        # The reason only: the payload may hold customer data and is never logged.
+        logger.warning("stripe webhook refused", extra={"code": exc.code, "reason": exc.detail})
+        raise
     return WebhookReceipt(id=receipt.event_id, status=receipt.status, duplicate=receipt.duplicate)

@@ -41,6 +41,7 @@ from marketplace_api.transfers.models import (
     TransferReversal,
     TransferStatus,
 )
+from marketplace_api.webhooks.binding import Mismatch, is_older, verify
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,29 @@ async def _payment_for(session: AsyncSession, obj: dict[str, Any]) -> Payment | 
     return (await session.execute(select(Payment).where(or_(*conditions)))).scalars().first()
 
 
+def _bind(payment: Payment, obj: dict[str, Any], account: str | None) -> None:
+    """The disputed charge must be the payment's, in its currency, on its account (the vendor's
+    for direct charges, the platform's otherwise), for at most its amount (`Mismatch`)."""
+    verify(
+        f"payment {payment.id}",
+        obj,
+        currency=payment.currency,
+        account=account,
+        expected_account=(
+            payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
+        ),
+        references={
+            "charge": payment.stripe_charge_id,
+            "payment_intent": payment.stripe_payment_intent_id,
+        },
+    )
+    amount = obj.get("amount")
+    if amount is not None and (
+        not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= payment.amount
+    ):
+        raise Mismatch(f"payment {payment.id}", "dispute amount", payment.amount, amount)
+
+
 async def apply_dispute(
     session: AsyncSession,
     obj: dict[str, Any],
@@ -81,6 +105,7 @@ async def apply_dispute(
     if payment is None:
         logger.warning("dispute on an unknown charge", extra={"dispute": dispute_id})
         return None
+    _bind(payment, obj, account)
     orders = (
         (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
     )
@@ -121,7 +146,7 @@ async def apply_dispute(
             session, OrderStatus.disputed, now=observed_at, payment_id=payment.id
         )
         await notify_dispute_opened(session, inserted)
-    elif not dispute.is_open or observed_at < dispute.stripe_synced_at:
+    elif not dispute.is_open or is_older(observed_at, dispute.stripe_synced_at):
         return dispute  # closed disputes stay closed; older news changes nothing
     dispute.status = status
     dispute.amount = int(obj.get("amount") or dispute.amount)

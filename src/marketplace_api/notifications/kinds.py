@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     order_paid = "order_paid"  # buyer: receipt
     order_shipped = "order_shipped"  # buyer
     refund_issued = "refund_issued"  # buyer
+    duplicate_payment_refunded = "duplicate_payment_refunded"  # buyer: paid twice, one refunded
     vendor_new_order = "vendor_new_order"  # vendor: a new paid order
     dispute_opened = "dispute_opened"  # vendor: with the evidence deadline
     transfer_released = "transfer_released"  # vendor
@@ -26,6 +27,8 @@ class Kind(enum.StrEnum):
     requirements_due = "requirements_due"  # vendor: onboarding requirements
     transfer_failed = "transfer_failed"  # admin
     webhook_event_failed = "webhook_event_failed"  # admin
+    webhook_event_mismatched = "webhook_event_mismatched"  # admin: event disagrees with our row
+    operator_alert = "operator_alert"  # admin: money Stripe moved that needs a look
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.order_shipped: KindInfo(Audience.buyer, "Your order from {{ vendor_name }} has shipped"),
     Kind.refund_issued: KindInfo(
         Audience.buyer, "Refund of {{ money(amount, currency) }} from {{ vendor_name }}"
+    ),
+    Kind.duplicate_payment_refunded: KindInfo(
+        Audience.buyer, "You paid twice: {{ money(amount, currency) }} was refunded"
     ),
     Kind.vendor_new_order: KindInfo(
         Audience.vendor, "New paid order: {{ money(amount, currency) }}"
@@ -61,4 +67,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.webhook_event_failed: KindInfo(
         Audience.admin, "[marketplace] Stripe event {{ event_id }} failed ({{ event_type }})"
     ),
+    Kind.webhook_event_mismatched: KindInfo(
+        Audience.admin,
+        "[marketplace] Stripe event {{ event_id }} does not match our records ({{ event_type }})",
+    ),
+    Kind.operator_alert: KindInfo(Audience.admin, "[marketplace] {{ title }}"),
 }

@@ -36,7 +36,7 @@ from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.service import Email, dedupe_key, notify_many
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.payments.models import Payment
-from marketplace_api.refunds.models import Refund
+from marketplace_api.refunds.models import DuplicatePaymentRefund, Refund
 from marketplace_api.transfers.models import Transfer
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.models import StripeEvent
@@ -247,6 +247,35 @@ async def notify_refund_issued(session: AsyncSession, refund_id: uuid.UUID) -> i
     return await _send(session, Kind.refund_issued, f"refund:{refund.id}", [buyer.email], context)
 
 
+async def notify_duplicate_payment_refunded(session: AsyncSession, duplicate_id: uuid.UUID) -> int:
+    """The buyer's "you paid twice, one payment was refunded": call when the duplicate's refund
+    has succeeded (one email per duplicate)."""
+    row = (
+        await _fresh(
+            session, select(DuplicatePaymentRefund).where(DuplicatePaymentRefund.id == duplicate_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return 0
+    payment = await session.get(Payment, row.payment_id)
+    buyer = await _user(session, payment.buyer_id) if payment is not None else None
+    if buyer is None:
+        return 0
+    context = {
+        "buyer_name": _name(buyer),
+        "payment_id": str(row.payment_id),
+        "amount": row.amount,
+        "currency": row.currency,
+    }
+    return await _send(
+        session,
+        Kind.duplicate_payment_refunded,
+        f"duplicate_payment:{row.stripe_payment_intent_id}",
+        [buyer.email],
+        context,
+    )
+
+
 # --- vendor ----------------------------------------------------------------------------------
 
 
@@ -422,3 +451,34 @@ async def notify_webhook_event_failed(session: AsyncSession, event_id: str) -> i
         await _admin_emails(session),
         context,
     )
+
+
+async def notify_webhook_event_mismatched(session: AsyncSession, event_id: str) -> int:
+    """Every active admin: a Stripe event disagreed with the row it named and was set aside
+    (one email per event). Call when the event is stored `mismatched`."""
+    event = (
+        await _fresh(session, select(StripeEvent).where(StripeEvent.id == event_id))
+    ).scalar_one_or_none()
+    if event is None:
+        return 0
+    context = {
+        "event_id": event.id,
+        "event_type": event.type,
+        "last_error": (event.last_error or "")[:500] or None,
+    }
+    return await _send(
+        session,
+        Kind.webhook_event_mismatched,
+        f"stripe_event:{event.id}",
+        await _admin_emails(session),
+        context,
+    )
+
+
+async def notify_operator(
+    session: AsyncSession, source: str, title: str, message: str, details: Mapping[str, Any]
+) -> int:
+    """Every active admin: money Stripe moved that needs a look (once per `source`)."""
+    shown = {name: str(value) for name, value in details.items()}
+    context = {"title": title, "message": message, "details": shown}
+    return await _send(session, Kind.operator_alert, source, await _admin_emails(session), context)

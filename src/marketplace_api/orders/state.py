@@ -23,10 +23,12 @@ S = OrderStatus
 ALLOWED_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     S.pending_payment: frozenset({S.paid, S.cancelled, S.expired, S.failed}),
     S.paid: frozenset({S.partially_refunded, S.refunded, S.disputed}),
-    S.partially_refunded: frozenset({S.refunded, S.disputed}),
+    # A refund that succeeded and later failed gives the money back: the order returns to
+    # what is still refunded (`paid` when nothing is).
+    S.partially_refunded: frozenset({S.paid, S.refunded, S.disputed}),
     # A dispute that is won goes back to where the money is; a lost one ends refunded.
     S.disputed: frozenset({S.paid, S.partially_refunded, S.refunded}),
-    S.refunded: frozenset({S.disputed}),
+    S.refunded: frozenset({S.paid, S.partially_refunded, S.disputed}),
     S.cancelled: frozenset(),
     S.expired: frozenset(),
     S.failed: frozenset(),

@@ -24,11 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.state import (
     apply_payment_intent,
+    bind_payment_object,
+    counting_intent,
     end_payment,
     lock_payment,
     mark_succeeded,
     transition_payment,
 )
+from marketplace_api.webhooks.binding import Mismatch, Source
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 
 logger = logging.getLogger(__name__)
@@ -42,7 +45,9 @@ logger = logging.getLogger(__name__)
     "payment_intent.canceled",
 )
 async def on_payment_intent(session: AsyncSession, ctx: EventContext) -> None:
-    await apply_payment_intent(session, ctx.object, observed_at=ctx.created)
+    await apply_payment_intent(
+        session, ctx.object, observed_at=ctx.created, source=Source(ctx.account)
+    )
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -50,6 +55,42 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+async def _bound_payment(session: AsyncSession, ctx: EventContext) -> Payment | None:
+    """The payment of a paid/failed Checkout Session, bound to it: the session id must be the
+    one we recorded (or none is recorded yet and one was being created: the create answer was
+    lost), and its amount, currency and account must be the payment's (`Mismatch` otherwise)."""
+    payment = await _payment_for_session(session, ctx.object)
+    if payment is None:
+        return None
+    _bind_session(payment, ctx)
+    session_id = ctx.object.get("id")
+    if payment.checkout_session_id != session_id and not (
+        payment.checkout_session_id is None and payment.checkout_session_seq > 0
+    ):
+        raise Mismatch(
+            f"payment {payment.id}", "checkout session", payment.checkout_session_id, session_id
+        )
+    intent_id = _intent_id(ctx.object)
+    if (
+        intent_id
+        and payment.checkout_payment_intent_id not in (None, intent_id)
+        and payment.checkout_session_id == session_id
+    ):
+        raise Mismatch(
+            f"payment {payment.id}",
+            "payment_intent",
+            payment.checkout_payment_intent_id,
+            intent_id,
+        )
+    return payment
+
+
+def _bind_session(payment: Payment, ctx: EventContext) -> None:
+    bind_payment_object(
+        payment, ctx.object, source=Source(ctx.account), amount_field="amount_total"
+    )
 
 
 async def _payment_for_session(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
@@ -79,23 +120,23 @@ def _intent_id(obj: dict[str, Any]) -> str | None:
 
 @handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
 async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> None:
-    payment = await _payment_for_session(session, ctx.object)
+    payment = await _bound_payment(session, ctx)
     if payment is None:
         return
     intent_id = _intent_id(ctx.object)
+    if payment.checkout_session_id is None:
+        payment.checkout_session_id = str(ctx.object.get("id"))
     if intent_id and payment.checkout_payment_intent_id is None:
         payment.checkout_payment_intent_id = intent_id
     if ctx.object.get("payment_status") == "paid" and payment.status is not PaymentStatus.succeeded:
-        values: dict[str, Any] = {}
-        if intent_id:
-            values["stripe_payment_intent_id"] = intent_id
+        values: dict[str, Any] = counting_intent(payment, intent_id) if intent_id else {}
         await mark_succeeded(session, payment, now=ctx.created, values=values)
     await session.flush()
 
 
 @handles("checkout.session.async_payment_failed")
 async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventContext) -> None:
-    payment = await _payment_for_session(session, ctx.object)
+    payment = await _bound_payment(session, ctx)
     if payment is None:
         return
     intent_id = _intent_id(ctx.object)
@@ -118,7 +159,10 @@ async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventCo
 @handles("checkout.session.expired")
 async def on_checkout_session_expired(session: AsyncSession, ctx: EventContext) -> None:
     payment = await _payment_for_session(session, ctx.object)
-    if payment is None or payment.status not in PAYABLE_STATUSES:
+    if payment is None:
+        return
+    _bind_session(payment, ctx)
+    if payment.status not in PAYABLE_STATUSES:
         return
     if payment.checkout_session_id not in (None, ctx.object.get("id")):
         return  # an older session of this payment; a newer one is open

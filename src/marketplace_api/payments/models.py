@@ -114,6 +114,9 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
     checkout_session_url: Mapped[str | None] = mapped_column(Text)
     checkout_session_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     checkout_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The Payment Element's PaymentIntent once a Checkout Session's became the one that counts:
+    # still ours, so a late success of it is a duplicate to refund, not a stranger.
+    replaced_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
 
     # --- timing ---------------------------------------------------------------------------
     reservation_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -19,11 +19,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.config import ChargeType
 from marketplace_api.notifications.notify import notify_orders_paid
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.refunds.duplicates import record_duplicate
+from marketplace_api.webhooks.binding import Mismatch, Source, account_of, is_older, verify
+from marketplace_api.webhooks.dispatch import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +171,7 @@ async def find_payment_for_intent(
             select(Payment.id).where(
                 (Payment.stripe_payment_intent_id == intent_id)
                 | (Payment.checkout_payment_intent_id == intent_id)
+                | (Payment.replaced_payment_intent_id == intent_id)
             )
         )
         other_id = found.scalars().first()
@@ -216,23 +221,77 @@ def _synced(payment: Payment, observed_at: datetime) -> datetime:
     return payment.stripe_synced_at
 
 
+def payment_account(payment: Payment) -> str | None:
+    """The connected account a payment's Stripe objects live on (None: the platform)."""
+    return payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
+
+
+def known_intents(payment: Payment) -> tuple[str | None, ...]:
+    return (
+        payment.stripe_payment_intent_id,
+        payment.checkout_payment_intent_id,
+        payment.replaced_payment_intent_id,
+    )
+
+
+def bind_payment_object(
+    payment: Payment,
+    obj: Mapping[str, Any],
+    *,
+    source: Source | None,
+    amount_field: str = "amount",
+) -> None:
+    """The amount, currency and connected account of a PaymentIntent or Checkout Session must be
+    the payment's (`Mismatch` otherwise)."""
+    verify(
+        f"payment {payment.id}",
+        obj,
+        amount=payment.amount,
+        amount_field=amount_field,
+        currency=payment.currency,
+        account=account_of(source),
+        expected_account=payment_account(payment),
+    )
+
+
+def bind_intent(payment: Payment, intent: Mapping[str, Any], *, source: Source | None) -> None:
+    """`intent` is one of the payment's PaymentIntents, or `Mismatch`.
+
+    Its id must be one we stored: the Payment Element's, the Checkout Session's, or the one
+    another replaced. When we stored none (the create answer was lost) it is adopted, as long as
+    amount, currency and account agree. A Checkout Session's PaymentIntent can outrun the
+    `checkout.session.*` event that records it: while a session exists whose PaymentIntent we
+    have not recorded, an unknown id waits for it (`RetryLater`) instead of being refused."""
+    bind_payment_object(payment, intent, source=source)
+    intent_id = intent.get("id")
+    if intent_id in known_intents(payment) or payment.stripe_payment_intent_id is None:
+        return
+    if payment.checkout_session_seq > 0 and payment.checkout_payment_intent_id is None:
+        raise RetryLater(f"Checkout Session PaymentIntent {intent_id} is not recorded yet")
+    raise Mismatch(f"payment {payment.id}", "id", payment.stripe_payment_intent_id, intent_id)
+
+
 async def apply_payment_intent(
-    session: AsyncSession, intent: dict[str, Any], *, observed_at: datetime
+    session: AsyncSession,
+    intent: dict[str, Any],
+    *,
+    observed_at: datetime,
+    source: Source | None = None,
 ) -> Payment | None:
     """Bring our payment (and its orders) to what `intent` says, through the state machine.
 
-    The payment is found through `metadata.payment_id` first, then the PaymentIntent id. An intent
-    naming a payment we do not have (yet) raises `RetryLater` (the event outran our commit); an
-    intent that is not ours returns None. Applying the same intent twice changes nothing the
-    second time. Does not commit.
+    The payment is found through `metadata.payment_id` first, then the PaymentIntent id, and the
+    intent must then be bound to it (`bind_intent`; `source` is the event's, None for our own
+    retrievals). An intent naming a payment we do not have (yet) raises `RetryLater` (the event
+    outran our commit); an intent that is not ours returns None. Applying the same intent twice
+    changes nothing the second time. Does not commit.
     """
-    from marketplace_api.webhooks.dispatch import RetryLater
-
     payment, ours = await find_payment_for_intent(session, intent)
     if payment is None:
         if ours:
             raise RetryLater(f"payment for PaymentIntent {intent.get('id')} is not committed yet")
         return None
+    bind_intent(payment, intent, source=source)
 
     intent_id = str(intent.get("id") or "")
     status = str(intent.get("status") or "")
@@ -267,10 +326,9 @@ async def _apply_succeeded(
     charge = _charge_values(intent)
     if payment.status is P.succeeded:
         if payment.stripe_payment_intent_id != intent_id:
-            logger.error(
-                "second PaymentIntent succeeded for a paid payment: refund it",
-                extra={"payment_id": str(payment.id), "payment_intent": intent_id},
-            )
+            # Paid twice (a Checkout Session's and the Payment Element's PaymentIntent): the
+            # second one is refunded whole, once.
+            await record_duplicate(session, payment, intent, observed_at=observed_at)
             return
         # Fill in what an earlier, thinner view (e.g. an unexpanded charge) did not carry.
         for name, value in charge.items():
@@ -278,24 +336,30 @@ async def _apply_succeeded(
                 setattr(payment, name, value)
         return
     if payment.status in (P.canceled, P.expired, P.failed):
-        # Cannot happen when cancellation went through Stripe first; kept loud if it does.
-        logger.error(
-            "PaymentIntent succeeded for a payment that was already released: refund it",
-            extra={"payment_id": str(payment.id), "payment_intent": intent_id},
-        )
-        if payment.stripe_charge_id is None and "stripe_charge_id" in charge:
-            payment.stripe_charge_id = charge["stripe_charge_id"]
+        # Cannot happen when cancellation went through Stripe first; if it does, the buyer paid
+        # for orders that were released: the money goes back like a duplicate's.
+        await record_duplicate(session, payment, intent, observed_at=observed_at)
         return
     await mark_succeeded(
         session,
         payment,
         now=observed_at,
         values={
-            "stripe_payment_intent_id": intent_id,
+            **counting_intent(payment, intent_id),
             "stripe_synced_at": _synced(payment, observed_at),
             **charge,
         },
     )
+
+
+def counting_intent(payment: Payment, intent_id: str) -> dict[str, Any]:
+    """The values that make `intent_id` the PaymentIntent that counts, remembering the one it
+    replaces (so a late success of that one is still recognised as ours: a duplicate)."""
+    values: dict[str, Any] = {"stripe_payment_intent_id": intent_id}
+    current = payment.stripe_payment_intent_id
+    if current is not None and current != intent_id:
+        values["replaced_payment_intent_id"] = current
+    return values
 
 
 _NON_TERMINAL = {
@@ -321,7 +385,7 @@ async def _apply_non_terminal(
         return
     if payment.status in ALLOWED_TRANSITIONS and not ALLOWED_TRANSITIONS[payment.status]:
         return  # terminal: never moves back
-    if payment.stripe_synced_at is not None and observed_at < payment.stripe_synced_at:
+    if is_older(observed_at, payment.stripe_synced_at):
         return  # an older view than one already applied
     values: dict[str, Any] = {"stripe_synced_at": observed_at}
     code, message = _failure(intent)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import typing
 from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
@@ -709,10 +710,26 @@ def verify_event(
         break
     else:
         raise InvalidSignature(reason)
+    # Stripe's check refuses only timestamps older than the tolerance; one from the future (an
+    # hour, ten years) would make a captured delivery replayable for that long: refused too.
+    if _signed_at(signature_header) > time.time() + tolerance:
+        raise InvalidSignature("The signature timestamp is outside the tolerance.")
     try:
         event = json.loads(text)
+    except RecursionError:
+        raise InvalidPayload("The signed payload is nested too deeply.") from None
     except ValueError:
         raise InvalidPayload("The signed payload is not JSON.") from None
     if not isinstance(event, dict):
         raise InvalidPayload("The signed payload is not an event object.")
     return event
+
+
+def _signed_at(signature_header: str) -> int:
+    """The newest `t=` of a header that has been verified (so at least one is an integer)."""
+    stamps = []
+    for item in signature_header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.strip().isdigit():
+            stamps.append(int(value))
+    return max(stamps, default=0)

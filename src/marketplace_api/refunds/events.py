@@ -1,4 +1,5 @@
-"""Webhook handlers for refunds: `refund.created/updated/failed` and `charge.refunded`.
+"""Webhook handlers for refunds: `refund.created/updated/failed`, `charge.refund.updated` and
+`charge.refunded`.
 
 Our refund is found by `metadata.refund_id` (we set it), then the Stripe refund id; the state
 machine decides (terminal states never move back), so duplicates and out-of-order deliveries
@@ -11,15 +12,23 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.refunds import sync
+from marketplace_api.refunds import duplicates, sync
+from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
 logger = logging.getLogger(__name__)
 
 
-@handles("refund.created", "refund.updated", "refund.failed")
+@handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
-    refund = await sync.apply_refund_object(session, dict(event.object), observed_at=event.created)
+    if duplicates.names_duplicate(event.object):  # the refund of a second PaymentIntent
+        await duplicates.apply_duplicate_refund(
+            session, event.object, observed_at=event.created, source=Source(event.account)
+        )
+        return
+    refund = await sync.apply_refund_object(
+        session, dict(event.object), observed_at=event.created, source=Source(event.account)
+    )
     if refund is None:
         logger.info("refund event for a refund that is not ours", extra={"event_id": event.id})
 
@@ -31,4 +40,6 @@ async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None
     refunds = (event.object.get("refunds") or {}).get("data") or []
     for refund in refunds:
         if isinstance(refund, dict):
-            await sync.apply_refund_object(session, refund, observed_at=event.created)
+            await sync.apply_refund_object(
+                session, refund, observed_at=event.created, source=Source(event.account)
+            )

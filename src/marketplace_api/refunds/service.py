@@ -34,6 +34,7 @@ from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.refunds import duplicates
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
     OrderNotRefundable,
@@ -417,4 +418,6 @@ async def retry_failed_refunds(
             await transfers.execute_reversal(
                 session, gateway, reversal_id, now=now, settings=settings
             )
-    return len(refund_ids) + len(reversal_ids)
+    # Second PaymentIntents of one payment, refunded whole (`refunds.duplicates`).
+    made = await duplicates.refund_due_duplicates(sessionmaker, gateway, now=now, limit=limit)
+    return len(refund_ids) + len(reversal_ids) + made

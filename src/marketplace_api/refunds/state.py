@@ -3,6 +3,10 @@
 pending → succeeded | failed | canceled, by conditional UPDATE. Terminal states never move, so
 an older `refund.updated` (pending) arriving after `charge.refunded` changes nothing, and two
 deliveries of the same success apply its effects (amounts, order status, ledger) once.
+
+One exception, only through `fail_after_success`: Stripe reports that a refund that had
+succeeded failed after all (the buyer's bank returned it). That move is made once, and whoever
+makes it compensates the success's effects.
 """
 
 from __future__ import annotations
@@ -46,6 +50,21 @@ async def transition_refund(
         update(Refund)
         .where(Refund.id == refund_id, Refund.status.in_(sources))
         .values(status=to, **dict(values or {}))
+        .returning(Refund.id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.first() is not None
+
+
+async def fail_after_success(
+    session: AsyncSession, refund_id: uuid.UUID, *, values: Mapping[str, Any] | None = None
+) -> bool:
+    """succeeded → failed (Stripe's `refund.failed` after success), once: True for the one
+    caller that moved it."""
+    result = await session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id, Refund.status == S.succeeded)
+        .values(status=S.failed, **dict(values or {}))
         .returning(Refund.id)
         .execution_options(synchronize_session=False)
     )

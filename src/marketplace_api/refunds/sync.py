@@ -22,6 +22,7 @@ from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
+from marketplace_api.refunds import failures
 from marketplace_api.refunds.models import (
     Refund,
     RefundOrigin,
@@ -30,10 +31,12 @@ from marketplace_api.refunds.models import (
     RefundRequestStatus,
     RefundStatus,
 )
-from marketplace_api.refunds.state import FROM_STRIPE, transition_refund
+from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, transition_refund
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
 from marketplace_api.transfers.queries import fresh_payment, lock_order, refund_totals
 from marketplace_api.transfers.state import transition_reversal
+from marketplace_api.webhooks.binding import Source, account_of, verify
+from marketplace_api.webhooks.dispatch import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +94,18 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def _find_refund(session: AsyncSession, obj: dict[str, Any]) -> tuple[Refund | None, bool]:
-    """Our refund for a Stripe refund (locked), and whether the refund names one of ours."""
+def _payment_account(charge_type: ChargeType, stripe_account_id: str | None) -> str | None:
+    return stripe_account_id if charge_type is ChargeType.direct else None
+
+
+async def _find_refund(
+    session: AsyncSession, obj: dict[str, Any], source: Source | None
+) -> tuple[Refund | None, bool]:
+    """Our refund for a Stripe refund (locked), and whether the refund names one of ours.
+
+    Bound before anything moves (`Mismatch` otherwise): the Stripe refund id we stored, its
+    amount and currency, the connected account of its payment and that payment's charge /
+    PaymentIntent. The payment's columns come with the refund, in the same statement."""
     ours = _uuid((obj.get("metadata") or {}).get("refund_id"))
     conditions = []
     if ours is not None:
@@ -101,31 +114,56 @@ async def _find_refund(session: AsyncSession, obj: dict[str, Any]) -> tuple[Refu
         conditions.append(Refund.stripe_refund_id == str(obj["id"]))
     if not conditions:
         return None, False
-    result = await session.execute(
-        select(Refund)
-        .where(or_(*conditions))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    row = (
+        await session.execute(
+            select(
+                Refund,
+                Payment.charge_type,
+                Payment.stripe_account_id,
+                Payment.stripe_charge_id,
+                Payment.stripe_payment_intent_id,
+            )
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(or_(*conditions))
+            .with_for_update(of=Refund)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
+        return None, ours is not None
+    refund, charge_type, account, charge_id, intent_id = row
+    verify(
+        f"refund {refund.id}",
+        obj,
+        ids=[refund.stripe_refund_id],
+        amount=refund.amount,
+        currency=refund.currency,
+        account=account_of(source),
+        expected_account=_payment_account(charge_type, account),
+        references={"charge": charge_id, "payment_intent": intent_id},
     )
-    return result.scalars().first(), ours is not None
+    return refund, True
 
 
 async def apply_refund_object(
-    session: AsyncSession, obj: dict[str, Any], *, observed_at: datetime
+    session: AsyncSession,
+    obj: dict[str, Any],
+    *,
+    observed_at: datetime,
+    source: Source | None = None,
 ) -> Refund | None:
     """Bring our refund to what Stripe's refund object says, through the state machine.
 
     A refund naming a row we do not have yet raises `RetryLater`; a refund made outside the API
     on a single-order payment of ours is adopted (origin `stripe`); anything else is not ours
-    (None). Never commits, never calls Stripe.
+    (None). Never commits, never calls Stripe. The refund must be bound to the one we recorded
+    (`_find_refund`); `source` is the event's, None for our own create answer.
     """
-    from marketplace_api.webhooks.dispatch import RetryLater
-
-    refund, ours = await _find_refund(session, obj)
+    refund, ours = await _find_refund(session, obj, source)
     if refund is None:
         if ours:
             raise RetryLater(f"refund for {obj.get('id')} is not committed yet")
-        refund = await _adopt_external_refund(session, obj)
+        refund = await _adopt_external_refund(session, obj, source)
         if refund is None:
             return None
     stripe_id = str(obj.get("id") or "") or None
@@ -147,6 +185,14 @@ async def apply_refund_object(
             await _on_succeeded(session, refund, obj, observed_at=observed_at)
         else:
             await cancel_reversal_of(session, refund.id, f"the refund {target.value}")
+            await reopen_request(session, refund)
+    elif refund.status is RefundStatus.succeeded and target is RefundStatus.failed:
+        if await fail_after_success(session, refund.id, values=values):
+            refund = await get_refund(session, refund.id)
+            payment = await fresh_payment(session, refund.payment_id)
+            await failures.undo_success(session, refund, payment, observed_at=observed_at)
+            # A separate charge's reversal not made yet is not needed any more.
+            await cancel_reversal_of(session, refund.id, "the refund failed after succeeding")
             await reopen_request(session, refund)
     elif refund.status is RefundStatus.succeeded and target is not RefundStatus.succeeded:
         logger.error(
@@ -224,7 +270,9 @@ async def _on_succeeded(
             )
 
 
-async def _adopt_external_refund(session: AsyncSession, obj: dict[str, Any]) -> Refund | None:
+async def _adopt_external_refund(
+    session: AsyncSession, obj: dict[str, Any], source: Source | None
+) -> Refund | None:
     """A refund made in the Stripe dashboard on one of our single-order payments: recorded so
     amounts and the ledger stay true (no transfer reversal is made for it)."""
     intent_id, charge_id, amount = obj.get("payment_intent"), obj.get("charge"), obj.get("amount")
@@ -242,6 +290,17 @@ async def _adopt_external_refund(session: AsyncSession, obj: dict[str, Any]) -> 
     ).scalar_one_or_none()
     if payment is None:
         return None
+    verify(
+        f"payment {payment.id}",
+        obj,
+        currency=payment.currency,
+        account=account_of(source),
+        expected_account=_payment_account(payment.charge_type, payment.stripe_account_id),
+        references={
+            "charge": payment.stripe_charge_id,
+            "payment_intent": payment.stripe_payment_intent_id,
+        },
+    )
     orders = (
         (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
     )

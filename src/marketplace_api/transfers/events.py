@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.notifications.notify import notify_payout_failed
+from marketplace_api.refunds import fees
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.binding import Mismatch, verify
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 
 logger = logging.getLogger(__name__)
@@ -36,22 +38,52 @@ def _our_id(obj: dict[str, Any], key: str) -> uuid.UUID | None:
 
 @handles("transfer.created", "transfer.updated", "transfer.reversed")
 async def on_transfer(session: AsyncSession, event: EventContext) -> None:
+    """Transfers live on the platform (no `event.account`); each transfer and reversal must be
+    the one we recorded: Stripe id, amount, currency and destination (`Mismatch` otherwise)."""
     obj = dict(event.object)
     transfer_id = _our_id(obj, "transfer_id")
+    transfer = await session.get(Transfer, transfer_id) if transfer_id is not None else None
     if transfer_id is not None:
-        if await session.get(Transfer, transfer_id) is None:
+        if transfer is None:
             raise RetryLater(f"transfer {transfer_id} is not committed yet")
-        await service.record_transfer_created(session, transfer_id, obj, observed_at=event.created)
+        verify(
+            f"transfer {transfer.id}",
+            obj,
+            ids=[transfer.stripe_transfer_id],
+            amount=transfer.amount,
+            currency=transfer.currency,
+            account=event.account,
+            expected_account=None,
+            references={"destination": transfer.destination},
+        )
+    reversals: list[tuple[uuid.UUID, dict[str, Any]]] = []
     for reversal in (obj.get("reversals") or {}).get("data") or []:
         if not isinstance(reversal, dict):
             continue
         reversal_id = _our_id(reversal, "reversal_id")
-        if reversal_id is None:
+        row = await session.get(TransferReversal, reversal_id) if reversal_id else None
+        if reversal_id is None or row is None:
             continue
-        if await session.get(TransferReversal, reversal_id) is not None:
-            await service.record_reversal_created(
-                session, reversal_id, reversal, observed_at=event.created
-            )
+        stored_transfer = await session.get(Transfer, row.transfer_id)
+        ours = stored_transfer.stripe_transfer_id if stored_transfer else None
+        verify(
+            f"transfer reversal {row.id}",
+            reversal,
+            ids=[row.stripe_reversal_id],
+            amount=row.amount,
+            currency=row.currency,
+            references={"transfer": ours},
+        )
+        if ours is not None and ours != obj.get("id"):
+            raise Mismatch(f"transfer reversal {row.id}", "transfer", ours, obj.get("id"))
+        reversals.append((reversal_id, reversal))
+    # Everything is verified before anything moves.
+    if transfer is not None:
+        await service.record_transfer_created(session, transfer.id, obj, observed_at=event.created)
+    for reversal_id, reversal in reversals:
+        await service.record_reversal_created(
+            session, reversal_id, reversal, observed_at=event.created
+        )
 
 
 @handles("payout.paid", "payout.failed")
@@ -108,13 +140,8 @@ async def on_payout(session: AsyncSession, event: EventContext) -> None:
 
 @handles("application_fee.refunded")
 async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
-    """Fee refunds of our refunds are recorded with the refund (`refund_fee_share`); this event
-    is acknowledged and logged so a fee refunded by hand in the dashboard is visible."""
-    logger.info(
-        "application fee refunded",
-        extra={
-            "event_id": event.id,
-            "fee": event.object.get("id"),
-            "amount_refunded": event.object.get("amount_refunded"),
-        },
+    """Stripe's fee refunds against our split of the refunds: a rounding difference (a minor
+    unit) is recorded in the ledger (`refunds.fees`)."""
+    await fees.reconcile_fee_refunds(
+        session, dict(event.object), observed_at=event.created, account=event.account
     )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.notifications.notify import notify_requirements_due
 from marketplace_api.vendors import service
+from marketplace_api.webhooks.binding import Mismatch, Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ async def on_account_updated(session: AsyncSession, event: EventContext) -> None
     the profile), so there is nothing to wait for.
     """
     vendor = await service.apply_stripe_account(
-        session, dict(event.object), observed_at=event.created
+        session, dict(event.object), observed_at=event.created, source=Source(event.account)
     )
     if vendor is None:
         logger.info("account.updated for an unknown account", extra={"event_id": event.id})
@@ -41,6 +42,9 @@ async def on_capability_updated(session: AsyncSession, event: EventContext) -> N
     upgrade to `active` waits for the full account (`account.updated`, refresh, reconcile)."""
     capability = event.object
     account_id = event.account or capability.get("account")
+    named = capability.get("account")
+    if event.account and isinstance(named, str) and named != event.account:
+        raise Mismatch(f"account {event.account}", "capability account", event.account, named)
     name = capability.get("id")
     status = capability.get("status")
     if not (isinstance(account_id, str) and isinstance(name, str) and isinstance(status, str)):

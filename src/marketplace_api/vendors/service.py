@@ -42,6 +42,7 @@ from marketplace_api.vendors.schemas import (
     VendorProfileUpdate,
 )
 from marketplace_api.vendors.status import derive_account_state
+from marketplace_api.webhooks.binding import Mismatch, Source, account_of, verify
 
 logger = logging.getLogger(__name__)
 
@@ -214,15 +215,24 @@ async def _find_vendor_for_account(
         if vendor is not None and vendor.stripe_account_id in (None, account_id):
             return vendor
         if vendor is not None:
-            logger.warning(
-                "stripe account not linked to its metadata vendor",
-                extra={"stripe_account": account_id, "vendor_id": str(vendor_id)},
+            by_id = await session.scalar(
+                select(Vendor).where(Vendor.stripe_account_id == account_id)
             )
+            if by_id is None:
+                # Our vendor's id on an account that is not the vendor's: never adopted.
+                raise Mismatch(
+                    f"vendor {vendor.id}", "account", vendor.stripe_account_id, account_id
+                )
+            return by_id
     return await session.scalar(select(Vendor).where(Vendor.stripe_account_id == account_id))
 
 
 async def apply_stripe_account(
-    session: AsyncSession, account: dict[str, Any], *, observed_at: datetime
+    session: AsyncSession,
+    account: dict[str, Any],
+    *,
+    observed_at: datetime,
+    source: Source | None = None,
 ) -> Vendor | None:
     """Store what a Stripe account snapshot says (status derived by `status.derive_account_state`).
 
@@ -233,6 +243,14 @@ async def apply_stripe_account(
     vendor = await _find_vendor_for_account(session, account)
     if vendor is None:
         return None
+    # An account event comes from that account (`event.account`); metadata alone never binds.
+    verify(
+        f"vendor {vendor.id}",
+        account,
+        ids=[vendor.stripe_account_id],
+        account=account_of(source),
+        expected_account=str(account["id"]),
+    )
     state = derive_account_state(account)
     updated = await session.scalar(
         update(Vendor)
@@ -243,10 +261,7 @@ async def apply_stripe_account(
                 Vendor.stripe_account_id.is_(None),
                 Vendor.stripe_account_id == state.stripe_account_id,
             ),
-            or_(
-                Vendor.stripe_account_synced_at.is_(None),
-                Vendor.stripe_account_synced_at <= observed_at,
-            ),
+            _not_newer_than(observed_at),
         )
         .values(
             stripe_account_id=state.stripe_account_id,
@@ -309,16 +324,26 @@ async def apply_capability(
         .where(
             Vendor.id == vendor.id,
             Vendor.deauthorized_at.is_(None),
-            or_(
-                Vendor.stripe_account_synced_at.is_(None),
-                Vendor.stripe_account_synced_at <= observed_at,
-            ),
+            _not_newer_than(observed_at),
         )
         .values(**values)
         .returning(Vendor)
         .execution_options(populate_existing=True)
     )
     return updated if updated is not None else await _reload(session, vendor.id)
+
+
+def _not_newer_than(observed_at: datetime) -> Any:
+    """The stored snapshot is not newer than one taken at `observed_at`, compared at whole
+    seconds: Stripe's event `created` has whole seconds while a refresh or reconcile stores the
+    moment it asked with microseconds, so an event of that same second (possibly newer) must
+    still be applied. Two views of one second are ambiguous; the later-arriving one wins, and
+    the next refresh, event or reconcile corrects it if it was the older."""
+    return or_(
+        Vendor.stripe_account_synced_at.is_(None),
+        func.date_trunc("second", Vendor.stripe_account_synced_at)
+        <= observed_at.replace(microsecond=0),
+    )
 
 
 def _downgrade_status_expr() -> Any:

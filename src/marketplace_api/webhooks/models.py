@@ -16,6 +16,9 @@ class EventStatus(enum.StrEnum):
     processed = "processed"
     failed = "failed"  # gave up after the last attempt; an admin may retry
     ignored = "ignored"  # a type we do not handle: stored and acknowledged
+    # It named one of our rows but disagreed with what we recorded (another object id, amount,
+    # currency or connected account): nothing was changed and the operator was alerted.
+    mismatched = "mismatched"
 
 
 class StripeEvent(Timestamps, Base):

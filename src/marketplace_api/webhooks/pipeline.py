@@ -16,6 +16,10 @@
    rolled back, the event stays `pending` with `attempts + 1`, `last_error` and
    `next_attempt_at = now + 5 s · 2^(attempts-1)` (capped at 1 h); after `MAX_ATTEMPTS` it becomes
    `failed` (an admin can retry it). The retry job (`process_due_events`) picks up due events.
+4. A handler that raises `binding.Mismatch` (the event names one of our rows but another object,
+   amount, currency or account): its changes are rolled back and the event is stored
+   `mismatched` with the disagreement, the admins are alerted, and the delivery is answered 200
+   (retrying cannot make it agree).
 
 Status changes of a stored event go through `transition` only.
 """
@@ -37,7 +41,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api import tracing
 from marketplace_api.metrics import WEBHOOK_EVENTS
-from marketplace_api.notifications.notify import notify_webhook_event_failed
+from marketplace_api.notifications.notify import (
+    notify_webhook_event_failed,
+    notify_webhook_event_mismatched,
+)
+from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from marketplace_api.webhooks.exceptions import InvalidPayload
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
@@ -53,10 +61,18 @@ MAX_ERROR_LENGTH = 2000
 # back to `pending` by an admin (e.g. once a handler for an ignored type is deployed).
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     EventStatus.pending: frozenset(
-        {EventStatus.pending, EventStatus.processed, EventStatus.ignored, EventStatus.failed}
+        {
+            EventStatus.pending,
+            EventStatus.processed,
+            EventStatus.ignored,
+            EventStatus.failed,
+            EventStatus.mismatched,
+        }
     ),
     EventStatus.failed: frozenset({EventStatus.pending}),
     EventStatus.ignored: frozenset({EventStatus.pending}),
+    # An admin may apply it again once our row is corrected; it is verified again then.
+    EventStatus.mismatched: frozenset({EventStatus.pending}),
     EventStatus.processed: frozenset(),
 }
 
@@ -82,29 +98,60 @@ class NewEvent:
     payload: dict[str, Any]
 
 
+# Limits of what can be stored: Stripe's objects are a few levels deep and its times fit in 32
+# bits; PostgreSQL refuses NUL characters in text and JSONB, and `account` is a String(255).
+MAX_PAYLOAD_DEPTH = 64
+MAX_CREATED = 2**32
+MAX_ACCOUNT_LENGTH = 255
+
+
 def parse_event(event: dict[str, Any]) -> NewEvent:
-    """The columns of a verified Stripe event, or `InvalidPayload` (never echoing the payload)."""
+    """The columns of a verified Stripe event, or `InvalidPayload` for an event that cannot be
+    stored as it is (never echoing the payload). Such an event is refused before any database
+    work: retrying it could never succeed."""
     event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")
     data = event.get("data")
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
         raise InvalidPayload("The event has no valid `id`.")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
         raise InvalidPayload("The event has no valid `type`.")
-    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < MAX_CREATED:
         raise InvalidPayload("The event has no valid `created` timestamp.")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise InvalidPayload("The event has no `data.object`.")
     account = event.get("account")
+    if account is not None and (not isinstance(account, str) or len(account) > MAX_ACCOUNT_LENGTH):
+        raise InvalidPayload("The event's `account` is not a connected account id.")
+    _check_storable(event)
     api_version = event.get("api_version")
     return NewEvent(
         id=event_id,
         type=event_type,
-        account=account if isinstance(account, str) and account else None,
+        account=account or None,
         livemode=event.get("livemode") is True,
         api_version=api_version[:50] if isinstance(api_version, str) else None,
         created=datetime.fromtimestamp(created, UTC),
         payload=event,
     )
+
+
+def _check_storable(event: dict[str, Any]) -> None:
+    """No NUL character in any key or string, and no deeper nesting than `MAX_PAYLOAD_DEPTH`
+    (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(event, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidPayload("The event contains a NUL character.")
+        elif isinstance(value, dict | list):
+            if depth > MAX_PAYLOAD_DEPTH:
+                raise InvalidPayload("The event is nested too deeply.")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    raise InvalidPayload("The event contains a NUL character.")
+                stack.append((item, depth + 1))
 
 
 def event_context(event: StripeEvent | NewEvent) -> EventContext:
@@ -199,6 +246,22 @@ async def _receive(
         # Written after the handler, so it also fails (and nothing is committed as processed)
         # when the handler swallowed a database error that aborted the transaction.
         await transition(session, event.id, EventStatus.processed, processed_at=now, attempts=1)
+    except Mismatch as exc:
+        await session.rollback()
+        if not await _insert(
+            session,
+            event,
+            EventStatus.mismatched,
+            attempts=1,
+            last_error=_mismatch(exc, event.id, event.type),
+            processed_at=now,
+        ):
+            await session.rollback()
+            return await _duplicate(session, event, now)
+        await notify_webhook_event_mismatched(session, event.id)
+        await session.commit()
+        WEBHOOK_EVENTS.labels(event.type, EventStatus.mismatched.value).inc()
+        return EventStatus.mismatched, True
     except Exception as exc:
         await session.rollback()
         error = _failure(exc, event.id, event.type)
@@ -227,6 +290,15 @@ async def _duplicate(
         with contextlib.suppress(SQLAlchemyError, OSError):
             await session.rollback()
         return EventStatus.pending, False
+
+
+def _mismatch(exc: Mismatch, event_id: str, event_type: str) -> str:
+    """Log a binding disagreement (ids and amounts only, never the payload); its `last_error`."""
+    logger.error(
+        "stripe event does not match the object we recorded",
+        extra={"event_id": event_id, "type": event_type, "what": exc.what, "field": exc.field},
+    )
+    return f"mismatch: {exc}"[:MAX_ERROR_LENGTH]
 
 
 def _failure(exc: Exception, event_id: str, event_type: str) -> str:
@@ -354,6 +426,18 @@ async def _apply_locked_event(
     try:
         async with session.begin_nested():
             await handler(session, context)
+    except Mismatch as exc:
+        await transition(
+            session,
+            event_id,
+            EventStatus.mismatched,
+            processed_at=now,
+            next_attempt_at=None,
+            attempts=attempts + 1,
+            last_error=_mismatch(exc, event_id, event_type),
+        )
+        await notify_webhook_event_mismatched(session, event_id)
+        return EventStatus.mismatched
     except Exception as exc:
         error = _failure(exc, event_id, event_type)
         return await _schedule_retry(session, event_id, attempts + 1, error, now)

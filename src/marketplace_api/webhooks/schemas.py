@@ -15,7 +15,8 @@ class WebhookReceipt(BaseModel):
     id: str = Field(description="The Stripe event id.")
     status: EventStatus = Field(
         description="`processed`, `ignored` (no handler for the type), `pending` (deferred or "
-        "being applied elsewhere; our retry job applies it) or `failed`."
+        "being applied elsewhere; our retry job applies it), `mismatched` (it disagrees with the "
+        "object we recorded: nothing changed, the operator is alerted) or `failed`."
     )
     duplicate: bool = Field(description="The event had been received before.")
 
