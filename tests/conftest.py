@@ -34,7 +34,10 @@ from tests.fixtures.tracing import InMemorySpanExporter, recording_spans
 
 # Traces are configured from the process environment: a developer's or CI's OTEL_* settings must
 # neither change what the tests see nor send test spans to a real collector.
-for _name in [name for name in os.environ if name.startswith("OTEL_")]:
+# The same for the app's own settings (STRIPE_SECRET_KEY, ENVIRONMENT, STRIPE_SIMULATOR, …): each
+# test states the settings it runs with.
+_APP_SETTINGS = {name.upper() for name in Settings.model_fields}
+for _name in [n for n in os.environ if n.startswith("OTEL_") or n in _APP_SETTINGS]:
     del os.environ[_name]
 
 PASSWORD = "correct-horse-battery"

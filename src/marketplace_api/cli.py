@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import json
 import os
 import sys
@@ -56,6 +57,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def proxy_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's forwarded-header options: X-Forwarded-For/-Proto are believed only from
     TRUSTED_PROXIES. Without any, uvicorn would trust its own default (127.0.0.1, or the
@@ -79,6 +89,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # The simulator lives in the API process: several processes would be several Stripes.
             print("error: the Stripe simulator needs --workers 1", file=sys.stderr)
             return 2
+        if settings.stripe_simulator != "on" and not _is_loopback(args.host):
+            # Its pages and test helpers take no key: anyone who can reach it can "pay".
+            print(
+                "error: the Stripe simulator is served on loopback only; set "
+                "STRIPE_SIMULATOR=on to serve it on another address",
+                file=sys.stderr,
+            )
+            return 2
+        # Decided here, on the settings as given: the embedded database's URL, set below for the
+        # server process, must not turn `auto` off there.
+        os.environ["STRIPE_SIMULATOR"] = "on"
         # Hosted-page links and the webhook endpoint point at this server.
         if "stripe_simulator_public_url" not in settings.model_fields_set:
             host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # (a staging deployment against Stripe's test mode).
     stripe_allow_test_keys: bool = False
     # The built-in Stripe Connect simulator (stripe_simulator/): `auto` uses it in development
-    # when STRIPE_SECRET_KEY is unset; `on` forces it (refused in production); `off` never.
+    # when STRIPE_SECRET_KEY and DATABASE_URL are unset (the local `make run`); `on` forces it
+    # (refused in production); `off` never.
     stripe_simulator: Literal["auto", "on", "off"] = "auto"
     # Its state (accounts, payments, webhook endpoints), kept across restarts like the
     # embedded database in .marketplace/.
@@ -309,7 +310,14 @@ class Settings(BaseSettings):
             return False
         if self.stripe_simulator == "on":
             return True
-        return self.environment is Environment.development and self.stripe_secret_key is None
+        # `auto` only on the local, embedded-database setup of `make run`: a deployment that
+        # merely forgot ENVIRONMENT and STRIPE_SECRET_KEY must answer 503, not take fake
+        # payments.
+        return (
+            self.environment is Environment.development
+            and self.stripe_secret_key is None
+            and self.database_url is None
+        )
 
 
 def _plausible_webhook_secret(secret: str) -> bool:

@@ -235,6 +235,8 @@ class Demo:
             self.check(
                 transfer.get("amount") == order["vendor_amount"], "released the vendor share"
             )
+            # A release that never reached Stripe must fail the demo, not skip its checks.
+            self.check(bool(stripe_id), "the transfer was made at Stripe")
             if stripe_id:
                 on_stripe = await self.stripe("GET", f"/v1/transfers/{stripe_id}")
                 charge = on_stripe["source_transaction"]
@@ -263,6 +265,7 @@ class Demo:
         )
         seen = await self.call("GET", f"/v1/vendor/orders/{order['id']}", vendor)
         transfer = seen["transfer"] or {}
+        self.check(bool(transfer.get("stripe_transfer_id")), "the refunded order's transfer exists")
         if transfer.get("stripe_transfer_id"):
             on_stripe = await self.stripe("GET", f"/v1/transfers/{transfer['stripe_transfer_id']}")
             self.out(
@@ -344,8 +347,8 @@ class Demo:
                 f"{money(platform):>12} {money(to_vendor):>12} {money(on_stripe):>12}"
             )
             self.check(
-                to_vendor == on_stripe,
-                f"{name}: the ledger's transfers less reversals equal its Stripe balance",
+                to_vendor == on_stripe and on_stripe > 0,
+                f"{name}: the ledger's transfers less reversals equal its Stripe balance (> 0)",
             )
 
     async def invariants(self, buyer: User, payment_ids: list[str]) -> None:

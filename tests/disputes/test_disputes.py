@@ -174,3 +174,47 @@ async def test_dispute_on_a_direct_charge_arrives_on_the_connect_endpoint(
     dispute = (await session.execute(select(Dispute))).scalar_one()
     assert dispute.stripe_account_id == account
     assert await _order_status(session, paid.order) is OrderStatus.disputed
+
+
+async def test_a_dispute_that_outruns_its_charge_waits_and_is_applied_once_the_charge_is_ours(
+    client: httpx.AsyncClient, session: AsyncSession, stripe_api: respx.MockRouter
+) -> None:
+    """Stripe may send a dispute before the event that records its charge as ours (a Checkout
+    Session's PaymentIntent): it is kept pending, never dropped, and applied on the retry."""
+    from marketplace_api.payments.models import Payment
+    from marketplace_api.webhooks.models import EventStatus, StripeEvent
+    from marketplace_api.webhooks.pipeline import process_due_events
+
+    paid = await make_paid(session)
+    obj = dispute_json(paid)
+    charge_id, payment_id, order_id = paid.payment.stripe_charge_id, paid.payment.id, paid.order.id
+    intent_id = paid.payment.stripe_payment_intent_id
+
+    async def order_status() -> str:
+        return (
+            await session.execute(select(Order.status).where(Order.id == order_id))
+        ).scalar_one()
+
+    await session.execute(
+        Payment.__table__.update()
+        .where(Payment.id == payment_id)
+        .values(stripe_charge_id=None, stripe_payment_intent_id="pi_element_only")
+    )
+    await session.commit()
+    receipt = await deliver(client, event("charge.dispute.created", obj, created=int(time.time())))
+    assert receipt["status"] == "pending"
+    assert await order_status() != OrderStatus.disputed
+
+    await session.execute(
+        Payment.__table__.update()
+        .where(Payment.id == payment_id)
+        .values(stripe_charge_id=charge_id, stripe_payment_intent_id=intent_id)
+    )
+    await session.execute(StripeEvent.__table__.update().values(next_attempt_at=None))
+    await session.commit()
+    await process_due_events(_sessions(session), limit=10)
+    stored = (await session.execute(select(StripeEvent))).scalar_one()
+    await session.refresh(stored)
+    assert stored.status is EventStatus.processed
+    assert await order_status() == OrderStatus.disputed
+    assert not stripe_api.calls

@@ -192,3 +192,17 @@ async def test_a_configured_proxys_forwarded_address_is_honoured(
     # A peer that is not the proxy: its header is ignored, its own address counted.
     assert await _login_from(app, "203.0.113.9", "198.51.100.3", "d@example.com") == 401
     assert await _login_from(app, "203.0.113.9", "198.51.100.4", "e@example.com") == 429
+
+
+def test_serve_keeps_the_simulator_on_loopback_unless_told(
+    environment: pytest.MonkeyPatch,
+    uvicorn_calls: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The simulator's pages take no key: `auto` never serves them beyond this machine."""
+    for name in PRODUCTION_ENV:
+        environment.delenv(name, raising=False)
+    environment.setenv("ENVIRONMENT", "development")
+    assert cli.main(["serve", "--no-migrate", "--host", "0.0.0.0"]) == 2  # noqa: S104
+    assert uvicorn_calls == []
+    assert "STRIPE_SIMULATOR=on" in capsys.readouterr().err

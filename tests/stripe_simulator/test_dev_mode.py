@@ -23,6 +23,7 @@ PUBLIC = "http://testserver"
 def dev_settings(database_url: str, state_file: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "development",
+        "stripe_simulator": "on",  # with a DATABASE_URL, `auto` would not choose it
         "stripe_secret_key": None,
         "stripe_webhook_secrets": [],
         "stripe_simulator_state_file": state_file,
@@ -39,7 +40,8 @@ async def test_development_without_keys_runs_the_whole_story_on_the_simulator(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = dev_settings(database_url, tmp_path / "sim.json")
+    # As `make run` does: the job worker in the API process applies events that had to wait.
+    settings = dev_settings(database_url, tmp_path / "sim.json", run_worker_in_process=True)
     assert settings.use_stripe_simulator
     app = create_app(settings)
     lines: list[str] = []
@@ -108,6 +110,11 @@ def test_only_development_without_a_key_or_on_uses_the_simulator(choice: str) ->
         environment="development", stripe_secret_key="sk_test_real"
     ).use_stripe_simulator is (choice == "on")
     assert settings(environment="test").use_stripe_simulator is (choice == "on")
+    # A server with a database of its own (a deployment that forgot ENVIRONMENT and the key)
+    # never chooses the simulator by itself.
+    assert settings(
+        environment="development", database_url="postgresql+asyncpg://db/x"
+    ).use_stripe_simulator is (choice == "on")
 
 
 def test_production_refuses_to_start_with_the_simulator() -> None:

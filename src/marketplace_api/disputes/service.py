@@ -42,6 +42,7 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from marketplace_api.webhooks.binding import Mismatch, is_older, verify
+from marketplace_api.webhooks.dispatch import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,10 @@ async def apply_dispute(
         return None
     payment = await _payment_for(session, obj)
     if payment is None:
-        logger.warning("dispute on an unknown charge", extra={"dispute": dispute_id})
-        return None
+        # Stripe may send a dispute before the event that records its charge or PaymentIntent
+        # as ours (a Checkout Session's): wait for it rather than drop it. A dispute on a charge
+        # that never becomes ours fails after the retries, and the operator is alerted.
+        raise RetryLater(f"dispute {dispute_id}: its charge is not recorded (yet)")
     _bind(payment, obj, account)
     orders = (
         (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()

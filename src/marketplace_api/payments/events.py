@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -33,6 +34,7 @@ from marketplace_api.payments.state import (
 )
 from marketplace_api.webhooks.binding import Mismatch, Source
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
+from marketplace_api.webhooks.waiting import wake_events_waiting_on
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> 
         payment.checkout_session_id = str(ctx.object.get("id"))
     if intent_id and payment.checkout_payment_intent_id is None:
         payment.checkout_payment_intent_id = intent_id
+        # Its own events may have arrived first and be waiting for this record.
+        await wake_events_waiting_on(session, intent_id, now=datetime.now(UTC))
     if ctx.object.get("payment_status") == "paid" and payment.status is not PaymentStatus.succeeded:
         values: dict[str, Any] = counting_intent(payment, intent_id) if intent_id else {}
         await mark_succeeded(session, payment, now=ctx.created, values=values)
@@ -142,6 +146,8 @@ async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventCo
     intent_id = _intent_id(ctx.object)
     if intent_id and payment.checkout_payment_intent_id is None:
         payment.checkout_payment_intent_id = intent_id
+        # Its own events may have arrived first and be waiting for this record.
+        await wake_events_waiting_on(session, intent_id, now=datetime.now(UTC))
     values = {
         "failure_code": "async_payment_failed",
         "failure_message": "The delayed payment method failed; the buyer may try another one.",

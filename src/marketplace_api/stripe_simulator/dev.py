@@ -42,7 +42,8 @@ def webhook_url(settings: Settings) -> str:
 
 
 async def _deliver_forever(queue: asyncio.Queue[Delivery], app: Any, public_url: str) -> None:
-    transport = httpx.ASGITransport(app=app)
+    # An exception in the app answers 500 here (as uvicorn would), never kills this loop.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         httpx.AsyncClient(transport=transport, base_url=public_url, timeout=30) as local,
         httpx.AsyncClient(timeout=30) as remote,
@@ -59,7 +60,7 @@ async def _deliver_forever(queue: asyncio.Queue[Delivery], app: Any, public_url:
                     if answer.is_success:
                         break
                     status: object = answer.status_code
-                except httpx.HTTPError as exc:
+                except Exception as exc:  # one bad delivery must not stop the others
                     status = type(exc).__name__
                 logger.warning(
                     "simulator: webhook delivery failed, retrying",
@@ -72,7 +73,10 @@ async def _tick_forever(sim: StripeSimulator) -> None:
     """Stripe's clock runs on its own: sessions expire, payouts are made and paid."""
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        sim.tick()
+        try:
+            sim.tick()
+        except Exception:
+            logger.exception("simulator: the clock tick failed")
 
 
 @contextlib.asynccontextmanager
