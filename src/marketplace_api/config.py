@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     stripe_connect_api_base: str = "https://connect.stripe.com"
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
     stripe_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The built-in Stripe Connect simulator (stripe_simulator/): `auto` uses it in development
+    # when STRIPE_SECRET_KEY is unset; `on` forces it (refused in production); `off` never.
+    stripe_simulator: Literal["auto", "on", "off"] = "auto"
+    # Its state (accounts, payments, webhook endpoints), kept across restarts like the
+    # embedded database in .marketplace/.
+    stripe_simulator_state_file: Path = Path(".marketplace/stripe-simulator.json")
+    # The API's base URL as a browser reaches it: the simulator's hosted pages and the webhook
+    # endpoint it registers. `marketplace-api serve` sets it from --host/--port when unset.
+    stripe_simulator_public_url: str = "http://127.0.0.1:8000"
 
     # --- auth -----------------------------------------------------------------------------
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -179,6 +188,8 @@ class Settings(BaseSettings):
             problems.append("STRIPE_WEBHOOK_SECRETS is missing or contains a placeholder")
         if not self.database_url:
             problems.append("DATABASE_URL is required in production (no embedded database)")
+        if self.stripe_simulator == "on":
+            problems.append("STRIPE_SIMULATOR=on is for development only (use off or auto)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -186,6 +197,15 @@ class Settings(BaseSettings):
     @property
     def stripe_enabled(self) -> bool:
         return self.stripe_secret_key is not None
+
+    @property
+    def use_stripe_simulator(self) -> bool:
+        """Run against the built-in Stripe simulator instead of Stripe (never in production)."""
+        if self.environment is Environment.production or self.stripe_simulator == "off":
+            return False
+        if self.stripe_simulator == "on":
+            return True
+        return self.environment is Environment.development and self.stripe_secret_key is None
 
 
 @lru_cache

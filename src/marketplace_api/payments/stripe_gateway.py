@@ -16,9 +16,11 @@ import json
 import logging
 import typing
 from collections.abc import Awaitable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import httpx
 import stripe
 
 from marketplace_api.config import Settings
@@ -110,9 +112,24 @@ class _FormContentHTTPXClient(stripe.HTTPXClient):
         return args, kwargs
 
 
-def build_stripe_client(settings: Settings) -> stripe.StripeClient | None:
+# The development server on the Stripe simulator sets this for its lifetime, so every client
+# built in the API process (its own, the in-process job worker's) talks to the simulator.
+SIMULATOR_TRANSPORT: ContextVar[httpx.AsyncBaseTransport | None] = ContextVar(
+    "stripe_simulator_transport", default=None
+)
+
+
+def build_stripe_client(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> stripe.StripeClient | None:
+    """The client, or None without a secret key. `transport` (default: `SIMULATOR_TRANSPORT`)
+    answers the SDK's requests instead of the network: the Stripe simulator in development."""
     if settings.stripe_secret_key is None:
         return None
+    http_client = _FormContentHTTPXClient(timeout=settings.stripe_timeout_seconds)
+    transport = transport or SIMULATOR_TRANSPORT.get()
+    if transport is not None:
+        http_client._client_async = httpx.AsyncClient(transport=transport)
     return stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
         stripe_version=STRIPE_API_VERSION,
@@ -121,7 +138,7 @@ def build_stripe_client(settings: Settings) -> stripe.StripeClient | None:
             "connect": settings.stripe_connect_api_base,
         },
         max_network_retries=settings.stripe_max_network_retries,
-        http_client=_FormContentHTTPXClient(timeout=settings.stripe_timeout_seconds),
+        http_client=http_client,
     )
 
 
