@@ -5,8 +5,9 @@ A lost or never-subscribed webhook must not leave any row of ours different from
 
 1. retries the stored events that are due (`process_due_events`), and with `retry_failed` puts
    failed events back to pending first;
-2. payments not final `pending_age` after their last status change: their PaymentIntent
-   (`Stripe-Account` for direct charges) through `apply_payment_intent`;
+2. payments not final `pending_age` after their last status change, and paid ones whose charge
+   is not recorded: their PaymentIntent (`Stripe-Account` for direct charges) through
+   `apply_payment_intent`;
 3. every other object kind that is not settled yet, in `reconcile_objects`: pending refunds,
    pending/failed transfers and reversals, unpaid payments' Checkout Sessions, open disputes
    (plus disputes opened in the last `lookback` that we never heard of);
@@ -29,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.errors import ProblemError
@@ -180,7 +181,13 @@ async def _reconcile_payments(
                     Payment.stripe_account_id,
                 )
                 .where(
-                    Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
+                    or_(
+                        Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
+                        # Paid (e.g. `checkout.session.completed`) while the PaymentIntent's
+                        # own event, which carries the charge, was lost: a release needs it.
+                        (Payment.status == PaymentStatus.succeeded)
+                        & Payment.stripe_charge_id.is_(None),
+                    ),
                     Payment.status_updated_at <= now - age,
                     (Payment.stripe_payment_intent_id.is_not(None))
                     | (Payment.checkout_payment_intent_id.is_not(None)),
