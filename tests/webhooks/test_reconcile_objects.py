@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType
@@ -517,3 +517,40 @@ async def test_each_kind_takes_at_most_batch_size_rows_per_run(
     assert sorted(seen) == sorted(str(p.payment.stripe_payment_intent_id) for p in paid)
     for refund in pending:
         assert (await _fresh(session, Refund, refund.id)).status is RefundStatus.pending
+
+
+async def test_a_paid_payment_missing_its_charge_gets_it_from_the_payment_intent(
+    session: AsyncSession,
+    stripe_api: respx.MockRouter,
+    lists: dict[str, Any],
+    run: Run,
+) -> None:
+    """Paid through `checkout.session.completed` while `payment_intent.succeeded` (which carries
+    the charge) was lost: without the charge id the order could never be released."""
+    paid = await make_paid(session, charge_type=ChargeType.separate)
+    mock_active_accounts(stripe_api)
+    await session.execute(
+        update(Payment).where(Payment.id == paid.payment.id).values(stripe_charge_id=None)
+    )
+    await session.commit()
+    charge = stripe_id("ch")
+    intent = stripe_api.get(f"/v1/payment_intents/{paid.payment.stripe_payment_intent_id}").mock(
+        return_value=ok(
+            {
+                "id": paid.payment.stripe_payment_intent_id,
+                "object": "payment_intent",
+                "amount": paid.payment.amount,
+                "currency": "usd",
+                "status": "succeeded",
+                "metadata": {"payment_id": str(paid.payment.id)},
+                "latest_charge": {"id": charge, "object": "charge"},
+                "last_payment_error": None,
+            }
+        )
+    )
+
+    await run()
+    await run()
+
+    assert (await _fresh(session, Payment, paid.payment.id)).stripe_charge_id == charge
+    assert intent.call_count == 1  # once recorded, not asked again
