@@ -285,5 +285,5 @@ async def _reconcile_vendors(
             sessionmaker, payouts, account_id, report.objects["payouts"], now=now
         )
         await paths.apply_unknown_disputes(
-            sessionmaker, disputes, account_id, report.objects["disputes"], report.errors, now=now
+            sessionmaker, disputes, account_id, report.objects["disputes"], now=now
         )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType
@@ -449,7 +449,7 @@ async def reconcile_disputes(
     except ProblemError as exc:
         errors.append(f"disputes list: {exc.code}: {exc.detail or exc.title}")
         return
-    await apply_unknown_disputes(sessionmaker, listed, None, tally, errors, now=now)
+    await apply_unknown_disputes(sessionmaker, listed, None, tally, now=now)
 
 
 async def apply_unknown_disputes(
@@ -457,7 +457,6 @@ async def apply_unknown_disputes(
     listed: Sequence[dict[str, Any]],
     account: str | None,
     tally: Tally,
-    errors: list[str],
     *,
     now: datetime,
 ) -> None:
@@ -484,15 +483,14 @@ async def apply_unknown_disputes(
             dispute = (
                 await session.execute(
                     select(Dispute.id, Dispute.status).where(
-                        and_(Dispute.stripe_dispute_id == str(obj.get("id")))
+                        Dispute.stripe_dispute_id == str(obj.get("id"))
                     )
                 )
             ).one_or_none()
             await session.commit()
+        # None: a dispute on a charge that is not ours (a connected account sells elsewhere too).
         if dispute is not None:
             tally.changed.append(f"{dispute[0]}: none -> {dispute[1]}")
-        else:
-            errors.append(f"dispute {obj.get('id')}: not on a payment of ours")
 
 
 # --- payouts -----------------------------------------------------------------------------------
