@@ -1,6 +1,7 @@
 # Two commands on a fresh clone (Python 3.11+ only; no Postgres, Docker or Stripe account needed):
 #   make run    — the API on http://127.0.0.1:8000 (docs at /docs), embedded PostgreSQL
 #   make test   — the whole test suite (TEST_DATABASE_URL if set, else an embedded PostgreSQL)
+#   make demo   — with `make run` going: the marketplace story through the API (Stripe simulator)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+.PHONY: demo
+demo: $(STAMP)
+	$(BIN)/marketplace-api demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""`marketplace-api` command line: serve, migrate, create-admin, export-openapi."""
+"""`marketplace-api` command line: serve, migrate, create-admin, demo, export-openapi."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    if settings.use_stripe_simulator:
+        if args.workers > 1:
+            # The simulator lives in the API process: several processes would be several Stripes.
+            print("error: the Stripe simulator needs --workers 1", file=sys.stderr)
+            return 2
+        # Hosted-page links and the webhook endpoint point at this server.
+        if "stripe_simulator_public_url" not in settings.model_fields_set:
+            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+            os.environ["STRIPE_SIMULATOR_PUBLIC_URL"] = f"http://{host}:{args.port}"
     if settings.database_url is None and not args.no_worker:
         # The embedded default is the one-command setup: the API also runs the job worker.
         os.environ["RUN_WORKER_IN_PROCESS"] = "true"
@@ -122,6 +131,12 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from marketplace_api.demo import run_demo
+
+    return 0 if asyncio.run(run_demo(args.api, wait_seconds=args.wait)) else 1
+
+
 def openapi_document() -> str:
     from marketplace_api.config import Settings
     from marketplace_api.main import create_app
@@ -181,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     admin.set_defaults(func=cmd_create_admin)
+
+    demo = sub.add_parser(
+        "demo", help="tell the marketplace story against a running API on the Stripe simulator"
+    )
+    demo.add_argument("--api", default="http://127.0.0.1:8000", help="the API's base URL")
+    demo.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for each webhook-driven state"
+    )
+    demo.set_defaults(func=cmd_demo)
 
     export = sub.add_parser("export-openapi", help="write the OpenAPI document")
     export.add_argument("--output", "-o", default="openapi/openapi.json")

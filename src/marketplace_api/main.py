@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
@@ -61,14 +66,21 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             yield
             return
         configure_logging(settings.log_level, json_logs=settings.log_json)
+        stack = AsyncExitStack()
+        run_settings = settings
+        if settings.use_stripe_simulator:
+            from marketplace_api.stripe_simulator.dev import simulator_mode
+
+            # Development without Stripe keys: the built-in simulator plays Stripe.
+            run_settings = await stack.enter_async_context(simulator_mode(app, settings))
         engine = create_engine(
             resolve_database_url(settings),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        client = build_stripe_client(settings)
+        client = build_stripe_client(run_settings)
         app.state.marketplace = AppState(
-            settings=settings,
+            settings=run_settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             stripe=StripeGateway(client) if client else None,
@@ -81,7 +93,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         gc.freeze()
         # The one-command setup (embedded database) also runs the background jobs in-process.
         worker: AbstractAsyncContextManager[None] = (
-            in_process_worker(settings, engine.url.render_as_string(hide_password=False))
+            in_process_worker(run_settings, engine.url.render_as_string(hide_password=False))
             if settings.run_worker_in_process
             else nullcontext()
         )
@@ -90,6 +102,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
                 yield
         finally:
             await engine.dispose()
+            await stack.aclose()
 
     app = FastAPIOffline(
         title="marketplace-api",
@@ -121,6 +134,10 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     app.include_router(metrics.router)
     app.include_router(v1_router)
     app.include_router(webhooks.router)
+    if settings.use_stripe_simulator:
+        from marketplace_api.stripe_simulator.pages import router as simulator_pages
+
+        app.include_router(simulator_pages)  # hosted-page stand-ins; not in the OpenAPI document
 
     install_openapi(app)
 

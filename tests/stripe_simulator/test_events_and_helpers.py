@@ -7,8 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stripe
 
-from marketplace_api.payments.stripe_gateway import StripeGateway, verify_event
+from marketplace_api.payments.stripe_gateway import (
+    StripeGateway,
+    StripeRequestRejected,
+    verify_event,
+)
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.core import DAY
 from marketplace_api.webhooks.exceptions import InvalidSignature
@@ -216,3 +221,91 @@ async def test_state_survives_a_restart_through_its_file(tmp_path: Path) -> None
     assert second.state.payment_intents[created["id"]]["amount"] == 1000
     assert second.handle(request).headers["Idempotent-Replayed"] == "true"
     assert next(iter(second.state.private.values()))["secret"] == secret
+
+
+async def test_a_refused_refund_changes_nothing(
+    gateway: StripeGateway, sim: StripeSimulator
+) -> None:
+    account = await onboarded_account(gateway, sim)
+    created = await gateway.create_payment_intent(
+        amount=4000,
+        currency="usd",
+        metadata={},
+        idempotency_key="a",
+        application_fee_amount=400,
+        transfer_destination=account["id"],
+    )
+    intent = sim.confirm_payment_intent(created["id"])
+    charge = sim.state.charges[intent["latest_charge"]]
+    # The platform took the whole destination transfer back by hand first.
+    await gateway.create_transfer_reversal(
+        charge["transfer"], amount=4000, metadata={}, idempotency_key="manual"
+    )
+    balances = (sim.balances(None), sim.balances(account["id"]))
+    with pytest.raises(StripeRequestRejected):
+        await gateway.create_refund(
+            payment_intent=created["id"],
+            amount=1000,
+            reason="requested_by_customer",
+            metadata={},
+            idempotency_key="r",
+            reverse_transfer=True,
+        )
+    assert sim.state.refunds == {}
+    assert sim.state.charges[charge["id"]]["amount_refunded"] == 0
+    assert (sim.balances(None), sim.balances(account["id"])) == balances
+
+
+async def test_pending_deliveries_post_signed_to_an_asgi_app(sim: StripeSimulator) -> None:
+    secret = sim.add_webhook_endpoint(URL, connect=False)
+    received: list[dict[str, object]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        body = (await receive())["body"]
+        headers = dict(scope["headers"])
+        received.append(
+            verify_event(body, headers[b"stripe-signature"].decode(), [secret], 300)
+            | {"path": scope["path"]}
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sim.handle(
+        httpx.Request(
+            "POST",
+            "https://api.stripe.com/v1/payment_intents",
+            headers={"Authorization": "Bearer sk_test_x"},
+            content=b"amount=1000&currency=usd",
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        answers = await sim.deliver_pending(client)
+    assert [a.status_code for a in answers] == [200]
+    assert [(e["type"], e["path"]) for e in received] == [
+        ("payment_intent.created", "/webhooks/stripe")
+    ]
+    assert sim.pending == []
+
+
+async def test_an_application_fee_refunded_by_itself_moves_it_back_to_the_vendor(
+    client: stripe.StripeClient, gateway: StripeGateway, sim: StripeSimulator
+) -> None:
+    account = await onboarded_account(gateway, sim)
+    created = await gateway.create_payment_intent(
+        amount=2000,
+        currency="usd",
+        metadata={},
+        idempotency_key="a",
+        application_fee_amount=300,
+        transfer_destination=account["id"],
+    )
+    charge = sim.state.charges[sim.confirm_payment_intent(created["id"])["latest_charge"]]
+    fee_id = charge["application_fee"]
+    refund = await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 100})
+    assert (refund.amount, refund.fee) == (100, fee_id)
+    assert sim.state.application_fees[fee_id]["amount_refunded"] == 100
+    assert sim.events_of("application_fee.refunded")[-1]["data"]["object"]["id"] == fee_id
+    assert sim.balances(account["id"])["usd"]["pending"] == 2000 - 300 + 100
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 201})

@@ -1,4 +1,6 @@
-"""Onboarding link, config, refresh, dashboard link, balance and payout schedule."""
+"""Onboarding link, config, refresh, dashboard link, balance and payout schedule: exact requests
+and Stripe failures. The stateful lifecycle runs on the simulator
+(`test_onboarding_on_simulator.py`)."""
 
 from __future__ import annotations
 
@@ -75,30 +77,6 @@ async def test_config_reports_stored_state_and_platform_policy(
     assert body["charge_type"] == "destination"
 
 
-async def test_refresh_status_retrieves_and_stores_the_account(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    vendor_user: AuthUser,
-    stripe_api: respx.MockRouter,
-) -> None:
-    vendor = await make_vendor(session, user=vendor_user.user, stripe_account_id="acct_ref")
-    retrieve = stripe_api.get("/v1/accounts/acct_ref").mock(
-        return_value=ok(active_account("acct_ref", vendor_id=vendor.id))
-    )
-    response = await client.post("/v1/vendor/payments/refresh-status", headers=vendor_user.headers)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["status"] == "active"
-    assert body["can_accept_payments"] is True
-    assert body["needs_onboarding"] is False
-    assert body["platform_fee_bps"] == 1000
-    assert retrieve.call_count == 1
-    assert "Stripe-Account" not in retrieve.calls.last.request.headers
-    row = await session.get(Vendor, vendor.id, populate_existing=True)
-    assert row is not None
-    assert row.status is VendorStatus.active
-
-
 async def test_refresh_status_stripe_down_keeps_state(
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -113,63 +91,6 @@ async def test_refresh_status_stripe_down_keeps_state(
     row = await session.get(Vendor, vendor.id, populate_existing=True)
     assert row is not None
     assert row.status is VendorStatus.onboarding
-
-
-async def test_dashboard_link_only_once_onboarded(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    vendor_user: AuthUser,
-    stripe_api: respx.MockRouter,
-) -> None:
-    vendor = await make_vendor(session, user=vendor_user.user, stripe_account_id="acct_dash")
-    login = stripe_api.post("/v1/accounts/acct_dash/login_links").mock(
-        return_value=ok(
-            {"object": "login_link", "created": 1, "url": "https://connect.stripe.com/express/x"}
-        )
-    )
-    refused = await client.post("/v1/vendor/payments/dashboard-link", headers=vendor_user.headers)
-    assert refused.status_code == 409
-    assert refused.json()["code"] == "vendor_not_onboarded"
-    assert not login.called
-
-    vendor.details_submitted = True
-    await session.commit()
-    response = await client.post("/v1/vendor/payments/dashboard-link", headers=vendor_user.headers)
-    assert response.status_code == 200
-    assert response.json() == {"url": "https://connect.stripe.com/express/x"}
-    sent = login.calls.last.request
-    assert sent.content == b""
-    assert sent.headers["Idempotency-Key"].startswith(f"vendor:{vendor.id}:login_link:")
-
-
-async def test_balance_is_read_with_the_stripe_account_header(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    vendor_user: AuthUser,
-    stripe_api: respx.MockRouter,
-) -> None:
-    await make_vendor(session, user=vendor_user.user, active=True, stripe_account_id="acct_bal")
-    balance = stripe_api.get("/v1/balance").mock(
-        return_value=ok(
-            {
-                "object": "balance",
-                "livemode": False,
-                "available": [
-                    {"amount": 18000, "currency": "usd", "source_types": {"card": 18000}},
-                    {"amount": 500, "currency": "eur", "source_types": {"card": 500}},
-                ],
-                "pending": [{"amount": 4200, "currency": "usd", "source_types": {"card": 4200}}],
-                "instant_available": [{"amount": 18000, "currency": "usd"}],
-            }
-        )
-    )
-    response = await client.get("/v1/vendor/payments/balance", headers=vendor_user.headers)
-    assert response.status_code == 200
-    assert response.json() == {
-        "available": [{"amount": 18000, "currency": "usd"}, {"amount": 500, "currency": "eur"}],
-        "pending": [{"amount": 4200, "currency": "usd"}],
-    }
-    assert balance.calls.last.request.headers["Stripe-Account"] == "acct_bal"
 
 
 async def test_balance_permission_error_is_a_problem(
@@ -235,40 +156,6 @@ async def test_payout_schedule_needs_onboarding(
     assert not update.called
 
 
-async def test_weekly_payout_schedule_is_set_and_stored(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    vendor_user: AuthUser,
-    stripe_api: respx.MockRouter,
-) -> None:
-    vendor = await make_vendor(
-        session, user=vendor_user.user, active=True, stripe_account_id="acct_wk"
-    )
-    schedule = {
-        "delay_days": 7,
-        "interval": "weekly",
-        "weekly_anchor": "friday",
-        "weekly_payout_days": ["friday"],
-    }
-    update = stripe_api.post("/v1/accounts/acct_wk").mock(
-        return_value=ok(active_account("acct_wk", vendor_id=vendor.id, schedule=schedule))
-    )
-    response = await client.put(
-        "/v1/vendor/payments/payout-schedule",
-        json={"interval": "weekly", "weekly_anchor": "friday", "delay_days": 7},
-        headers=vendor_user.headers,
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["payout_schedule"] == schedule
-    sent = update.calls.last.request
-    assert form(sent) == {
-        "settings[payouts][schedule][interval]": "weekly",
-        "settings[payouts][schedule][weekly_anchor]": "friday",
-        "settings[payouts][schedule][delay_days]": "7",
-    }
-    assert sent.headers["Idempotency-Key"].startswith(f"vendor:{vendor.id}:payout_schedule:")
-
-
 async def test_monthly_minimum_schedule_params(
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -294,29 +181,3 @@ async def test_monthly_minimum_schedule_params(
         "settings[payouts][schedule][monthly_anchor]": "31",
         "settings[payouts][schedule][delay_days]": "minimum",
     }
-
-
-async def test_payout_schedule_refused_by_stripe_is_422(
-    client: httpx.AsyncClient,
-    session: AsyncSession,
-    vendor_user: AuthUser,
-    stripe_api: respx.MockRouter,
-) -> None:
-    vendor = await make_vendor(
-        session, user=vendor_user.user, active=True, stripe_account_id="acct_min"
-    )
-    stripe_api.post("/v1/accounts/acct_min").mock(
-        return_value=stripe_error(
-            400, code="invalid_delay_days", param="settings[payouts][schedule][delay_days]"
-        )
-    )
-    response = await client.put(
-        "/v1/vendor/payments/payout-schedule",
-        json={"interval": "daily", "delay_days": 1},
-        headers=vendor_user.headers,
-    )
-    assert response.status_code == 422
-    assert response.json()["code"] == "payout_schedule_rejected"
-    row = await session.get(Vendor, vendor.id, populate_existing=True)
-    assert row is not None
-    assert row.payout_schedule is None

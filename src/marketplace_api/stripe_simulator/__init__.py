@@ -29,6 +29,7 @@ In a test::
     for delivery in sim.take_deliveries():             # signed, in emission order
         await delivery.post(app_client)                # POST /webhooks/stripe (drop, duplicate,
                                                        # reorder or delay them as you like)
+    await sim.deliver_pending(app_client)              # or all of them, in order
 
 Objects live in `sim.state.<kind>` (`accounts`, `payment_intents`, `charges`,
 `checkout_sessions`, `transfers`, `transfer_reversals`, `refunds`, `application_fees`,

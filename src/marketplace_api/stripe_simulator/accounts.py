@@ -72,6 +72,7 @@ def _schedule(country: str, requested: Obj | None, current: Obj | None) -> Obj:
                 param="settings[payouts][schedule][weekly_anchor]",
             )
         out["weekly_anchor"] = anchor
+        out["weekly_payout_days"] = [anchor]
     if interval == "monthly":
         anchor = requested.get("monthly_anchor") or schedule.get("monthly_anchor")
         if not anchor or not 1 <= int(anchor) <= 31:

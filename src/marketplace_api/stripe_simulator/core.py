@@ -233,6 +233,11 @@ class StripeSimulator:
         taken, self.pending = self.pending, []
         return taken
 
+    async def deliver_pending(self, client: httpx.AsyncClient) -> list[httpx.Response]:
+        """POST every queued delivery, in emission order, through `client` (for example the app
+        through `httpx.ASGITransport`); answers the responses."""
+        return [await delivery.post(client) for delivery in self.take_deliveries()]
+
     def events_of(self, event_type: str | None = None) -> list[Obj]:
         return [e for e in self.state.events.values() if event_type in (None, e["type"])]
 

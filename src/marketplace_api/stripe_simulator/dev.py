@@ -112,15 +112,15 @@ async def simulator_mode(app: Any, settings: Settings) -> AsyncIterator[Settings
             ]
         }
     )
+    endpoints = ", ".join(f"{p.role} {p.endpoint_id} ({p.action})" for p in plans)
     logger.warning(
-        "Stripe: using the built-in Stripe Connect simulator (ENVIRONMENT=development and no "
-        "STRIPE_SECRET_KEY); set STRIPE_SECRET_KEY to use Stripe",
-        extra={
-            "simulator_state_file": str(settings.stripe_simulator_state_file),
-            "webhook_url": url,
-            "webhook_endpoints": ", ".join(f"{p.role}:{p.endpoint_id}:{p.action}" for p in plans),
-            "hosted_pages": f"{public_url}/simulator/",
-        },
+        "Stripe: the built-in Stripe Connect simulator, not Stripe (ENVIRONMENT=development and "
+        "no STRIPE_SECRET_KEY; set it to use Stripe). Hosted pages at %s/simulator/, webhooks "
+        "to %s (endpoints %s), state in %s",
+        public_url,
+        url,
+        endpoints,
+        settings.stripe_simulator_state_file,
     )
     tasks = [
         asyncio.create_task(_deliver_forever(queue, app, public_url)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from marketplace_api.stripe_simulator.forms import decode_form
 from marketplace_api.stripe_simulator.state import Obj
 
 Handler = Callable[..., Any]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,13 @@ ROUTES: list[Route] = [
     _r("GET", "/v1/refunds/{id}", movements.retrieve_refund, P.RETRIEVE),
     _r("GET", "/v1/application_fees", movements.list_fees, P.FEE_LIST),
     _r("GET", "/v1/application_fees/{id}", movements.retrieve_fee, P.RETRIEVE),
+    _r(
+        "POST",
+        "/v1/application_fees/{id}/refunds",
+        movements.create_fee_refund,
+        P.FEE_REFUND_CREATE,
+    ),
+    _r("GET", "/v1/application_fees/{id}/refunds", movements.list_fee_refunds, P.PI_LIST),
     _r("GET", "/v1/disputes", movements.list_disputes, P.DISPUTE_LIST),
     _r("GET", "/v1/disputes/{id}", movements.retrieve_dispute, P.RETRIEVE),
     _r("GET", "/v1/payouts", movements.list_payouts, P.PAYOUT_LIST),
@@ -163,6 +172,12 @@ def handle_request(sim: StripeSimulator, request: httpx.Request) -> httpx.Respon
         return _api(sim, request, path, raw, request_id, headers)
     except StripeAPIError as exc:
         return _json(exc.status, exc.body(), headers)
+    except Exception:
+        # A bug of the simulator: answered as Stripe answers its own failures (500 api_error),
+        # logged with the traceback so it is not mistaken for the service's fault.
+        logger.exception("stripe simulator failed on %s %s", request.method, path)
+        failure = {"error": {"type": "api_error", "message": "The Stripe simulator failed."}}
+        return _json(500, failure, headers)
 
 
 def _api(

@@ -252,6 +252,17 @@ def create_refund(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
             "refund_application_fee can only be used on a charge with an application fee.",
             param="refund_application_fee",
         )
+    # Everything is checked before anything changes: a refused refund leaves no trace.
+    transfer = sim.state.transfers[charge["transfer"]] if p.get("reverse_transfer") else None
+    reversal_amount = 0
+    if transfer is not None:
+        reversal_amount = _proportional(amount, transfer["amount"], charge["amount"])
+        if reversal_amount > transfer["amount"] - transfer["amount_reversed"]:
+            raise invalid(
+                f"The transfer {transfer['id']} has not enough left to reverse "
+                f"{reversal_amount}; refund without reverse_transfer.",
+                param="reverse_transfer",
+            )
     refund: Obj = {
         "id": sim.new_id("re"),
         "object": "refund",
@@ -276,12 +287,11 @@ def create_refund(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
     charge["refunds"]["data"].insert(0, refund)
     # Refunding a charge whose funds are still pending takes them from pending.
     sim.credit(owner, -amount, charge["currency"], source=refund["id"], like=charge["id"])
-    if p.get("reverse_transfer"):
-        transfer = sim.state.transfers[charge["transfer"]]
+    if transfer is not None and reversal_amount > 0:
         reversal = reverse(
             sim,
             transfer,
-            _proportional(amount, transfer["amount"], charge["amount"]),
+            reversal_amount,
             {},
             source_refund=refund["id"],
             request=ctx.request,
@@ -360,6 +370,26 @@ def list_refunds(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]
 
 def retrieve_fee(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
     return sim.get("application_fee", id, ctx.account)
+
+
+def create_fee_refund(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+    """A fee refunded by itself (the platform gives its fee back, e.g. from the dashboard)."""
+    fee = sim.get("application_fee", id, ctx.account)
+    remaining = fee["amount"] - fee["amount_refunded"]
+    amount = p.get("amount", remaining)
+    check_positive(amount)
+    if amount > remaining:
+        raise invalid(
+            f"Refund amount ({amount}) is greater than the fee's unrefunded amount ({remaining}).",
+            param="amount",
+        )
+    fee_refund = refund_fee(sim, fee, amount, request=ctx.request)
+    fee_refund["metadata"] = p.get("metadata") or {}
+    return fee_refund
+
+
+def list_fee_refunds(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> list[Obj]:
+    return list(sim.get("application_fee", id, ctx.account)["refunds"]["data"])
 
 
 def list_fees(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]:

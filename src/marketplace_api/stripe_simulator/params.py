@@ -218,6 +218,7 @@ REFUND_CREATE = params(
 )
 REFUND_LIST = params({**LIST, "payment_intent": S, "charge": S})
 FEE_LIST = params({**LIST, "charge": S})
+FEE_REFUND_CREATE = params({"amount": Int(), "metadata": META})
 DISPUTE_LIST = params({**LIST, "payment_intent": S, "charge": S})
 PAYOUT_LIST = params({**LIST, "status": S})
 EVENT_LIST = params({**LIST, "type": S, "types": ListOf(S)})
