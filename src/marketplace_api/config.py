@@ -168,6 +168,16 @@ class Settings(BaseSettings):
     # Server-Sent Events (order status): seconds between `: ping` comments on an idle stream.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
+    # --- retention (the daily `prune_history` job deletes rows older than this, in batches) ---
+    # Processed or ignored Stripe events. At least 7 days: Stripe redelivers an event for up to 3.
+    retention_stripe_events_days: int = Field(default=90, ge=7, le=3650)
+    # Sent or skipped notifications (queued and failed ones are kept).
+    retention_notifications_days: int = Field(default=180, ge=7, le=3650)
+    # Order status history: the SSE replay window (`Last-Event-ID`). An order's newest event is
+    # always kept, so a client reconnecting after a longer gap still gets the current state.
+    retention_order_events_days: int = Field(default=30, ge=1, le=3650)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
     # --- logging --------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

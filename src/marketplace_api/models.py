@@ -14,6 +14,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundRequest
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.webhooks.checks import ReconcileCheck
 from marketplace_api.webhooks.models import StripeEvent
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "OrderEvent",
     "OrderItem",
     "Payment",
+    "ReconcileCheck",
     "RefreshToken",
     "Refund",
     "RefundRequest",

@@ -42,6 +42,7 @@ from tests.reliability.faults import (
     keys,
     successes,
 )
+from tests.webhooks.reconcile_mocks import mock_active_accounts, mock_nothing_listed
 
 pytestmark = ALLOW_STRIPE_FORM_WARNING
 
@@ -420,6 +421,8 @@ async def test_reconcile_reports_an_intent_fault_and_the_next_run_applies_it(
         side_effect=flaky(fault, lambda _: ok(succeeded))
     )
     later = datetime.now(UTC) + timedelta(minutes=30)  # the webhook is overdue
+    mock_nothing_listed(stripe_api)  # reconcile also reads disputes and payouts...
+    mock_active_accounts(stripe_api)  # ...and the vendor's account
 
     first = await reconcile(sessions, gateway, now=later)
 

@@ -32,6 +32,7 @@ from tests.vendors.factories import (
     allow_stripe_sdk_warning,
     make_vendor,
 )
+from tests.webhooks.reconcile_mocks import mock_nothing_listed
 
 pytestmark = allow_stripe_sdk_warning
 
@@ -162,6 +163,7 @@ async def test_reconcile_reports_an_account_fault_and_the_next_run_applies_it(
     route = stripe_api.get("/v1/accounts/acct_recon").mock(
         side_effect=flaky(fault, lambda _: ok(active_account("acct_recon", vendor_id=vendor.id)))
     )
+    mock_nothing_listed(stripe_api)  # the vendor's payouts and disputes
     now = datetime.now(UTC)
 
     first = await reconcile(sessions, gateway, now=now)

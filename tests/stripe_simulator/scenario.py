@@ -175,6 +175,32 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
     await gateway.retrieve_balance(acct)
     called.add("retrieve_balance")
 
+    # The reads of `reconcile`: retrieve or list each kind of object, on the account it lives on.
+    [refund] = await gateway.list_refunds(payment_intent=dest["id"])
+    assert (await gateway.retrieve_refund(refund["id"]))["metadata"] == {"refund_id": "r1"}
+    assert len(await gateway.list_refunds(payment_intent=paid["id"], stripe_account=acct)) == 1
+    assert (await gateway.list_transfers(transfer_group="payment:p4"))[0]["id"] == transfer["id"]
+    assert (await gateway.retrieve_transfer(transfer["id"]))["amount_reversed"] == 1_000
+    assert len(await gateway.list_transfer_reversals(transfer["id"])) == 1
+    assert (await gateway.retrieve_checkout_session(session["id"]))["status"] == "complete"
+    dispute = sim.open_dispute(charge)
+    assert (await gateway.retrieve_dispute(dispute["id"]))["status"] == "needs_response"
+    since = int(time.time()) - 3600
+    assert [d["id"] for d in await gateway.list_disputes(created_since=since)] == [dispute["id"]]
+    assert await gateway.list_disputes(created_since=since, stripe_account=acct) == []
+    assert await gateway.list_payouts(stripe_account=acct, created_since=since) == []
+    called |= {
+        "list_refunds",
+        "retrieve_refund",
+        "list_transfers",
+        "retrieve_transfer",
+        "list_transfer_reversals",
+        "retrieve_checkout_session",
+        "retrieve_dispute",
+        "list_disputes",
+        "list_payouts",
+    }
+
     created = await gateway.create_webhook_endpoint(
         url="https://api.shop/webhooks/stripe",
         enabled_events=["payment_intent.succeeded", "charge.refunded"],
@@ -196,4 +222,6 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
     called.add("list_webhook_endpoints")
     assert [e.id for e in listed] == [created.id]
     assert listed[0].secret is None  # shown once, in the create answer only
+    await gateway.delete_webhook_endpoint(created.id)
+    called.add("delete_webhook_endpoint")
     return called

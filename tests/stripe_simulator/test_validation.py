@@ -26,14 +26,18 @@ async def _recorded(gateway: StripeGateway, sim: StripeSimulator, router: respx.
 def _with_params(request: httpx.Request, pairs: list[tuple[str, str]]) -> httpx.Request:
     headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
     headers["Idempotency-Key"] = "validation-" + str(time.monotonic_ns())
-    if request.method == "GET":
+    if request.method in ("GET", "DELETE"):  # parameters in the query string
         url = request.url.copy_with(query=urlencode(pairs).encode())
-        return httpx.Request("GET", url, headers=headers)
+        return httpx.Request(request.method, url, headers=headers)
     return httpx.Request(request.method, request.url, headers=headers, content=urlencode(pairs))
 
 
 def _pairs(request: httpx.Request) -> list[tuple[str, str]]:
-    text = request.url.query.decode() if request.method == "GET" else request.content.decode()
+    text = (
+        request.url.query.decode()
+        if request.method in ("GET", "DELETE")
+        else request.content.decode()
+    )
     return parse_qsl(text, keep_blank_values=True)
 
 

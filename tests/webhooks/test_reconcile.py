@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import respx
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,8 +25,14 @@ from tests.fixtures.stripe import event, ok, stripe_error, stripe_id
 from tests.orders.factories import make_listing, make_vendor, payment_intent
 from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
 from tests.vendors import factories as vendor_factories
+from tests.webhooks.reconcile_mocks import mock_active_accounts, mock_nothing_listed
 
 pytestmark = ALLOW_STRIPE_FORM_WARNING
+
+
+@pytest.fixture(autouse=True)
+def _nothing_listed(stripe_api: respx.MockRouter) -> None:
+    mock_nothing_listed(stripe_api)
 
 
 async def _order(
@@ -105,6 +112,7 @@ async def test_reconcile_brings_stuck_payments_and_vendors_to_stripes_state(
     account_route = stripe_api.get(f"/v1/accounts/{account_id}").mock(
         return_value=ok(vendor_factories.active_account(account_id, vendor_id=vendor.id))
     )
+    mock_active_accounts(stripe_api)  # the order vendors: visited too, nothing changes
 
     report = await reconcile(test_sessionmaker, _gateway(app_state), now=now)
 
@@ -132,7 +140,7 @@ async def test_reconcile_brings_stuck_payments_and_vendors_to_stripes_state(
             f"{processing.id}: requires_payment -> processing",
         ]
     )
-    assert report.vendors_checked == 1
+    assert report.vendors_checked == 5  # every vendor, active ones included
     assert report.vendors_changed == [f"{vendor.id}: onboarding -> active"]
     assert report.errors == []
     assert "payments: 3 checked, 3 changed" in report.render()
@@ -169,6 +177,8 @@ async def test_reconcile_reports_stripe_errors_and_carries_on(
             )
         )
     )
+
+    mock_active_accounts(stripe_api)
 
     report = await reconcile(test_sessionmaker, _gateway(app_state), now=now)
 

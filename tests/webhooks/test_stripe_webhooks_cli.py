@@ -232,3 +232,119 @@ def test_cli_refuses_a_non_https_url(capsys: pytest.CaptureFixture[str]) -> None
 
     assert main(["stripe-webhooks", "--url", "http://shop.example/webhooks/stripe"]) == 2
     assert "https" in capsys.readouterr().err
+
+
+class _StripeEndpoints:
+    """Stripe's webhook endpoints over respx, stateful: what was created is listed afterwards.
+    `fail_creates` create calls (counted from the next one) fail with a 500 after the first
+    `fail_after` succeed."""
+
+    def __init__(self, api: respx.MockRouter) -> None:
+        self.endpoints: list[dict[str, Any]] = []
+        self.fail_after: int | None = None
+        self.creates = 0
+        self.deleted: list[str] = []
+        api.get("/v1/webhook_endpoints").mock(side_effect=lambda _: _listing(*self.endpoints))
+        self.create = api.post("/v1/webhook_endpoints").mock(side_effect=self._create)
+        api.post(url__regex=r"/v1/webhook_endpoints/we_\w+$").mock(side_effect=self._update)
+        api.delete(url__regex=r"/v1/webhook_endpoints/we_\w+$").mock(side_effect=self._delete)
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        from tests.fixtures.stripe import stripe_error
+
+        self.creates += 1
+        if self.fail_after is not None and self.creates > self.fail_after:
+            return stripe_error(500, type_="api_error")
+        params = form(request)
+        we_id = f"we_{len(self.endpoints) + 1}{params['metadata[marketplace_endpoint]']}"
+        body = _endpoint(
+            we_id,
+            _events_of(params),
+            params["metadata[marketplace_endpoint]"],
+            secret=f"whsec_{we_id}",
+        )
+        body["metadata"] = {
+            k[len("metadata[") : -1]: v for k, v in params.items() if k.startswith("metadata[")
+        }
+        self.endpoints.append({k: v for k, v in body.items() if k != "secret"})
+        return ok(body)
+
+    def _update(self, request: httpx.Request) -> httpx.Response:
+        we_id = request.url.path.rsplit("/", 1)[1]
+        [endpoint] = [e for e in self.endpoints if e["id"] == we_id]
+        endpoint["enabled_events"] = _events_of(form(request))
+        return ok(endpoint)
+
+    def _delete(self, request: httpx.Request) -> httpx.Response:
+        we_id = request.url.path.rsplit("/", 1)[1]
+        self.deleted.append(we_id)
+        self.endpoints = [e for e in self.endpoints if e["id"] != we_id]
+        return ok({"id": we_id, "object": "webhook_endpoint", "deleted": True})
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_cli")
+    monkeypatch.setenv("STRIPE_API_BASE", STRIPE_API_BASE)
+    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_failed_second_create_keeps_the_first_secret_and_a_rerun_does_not_duplicate(
+    cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marketplace_api.cli import main
+
+    with respx.mock(base_url=STRIPE_API_BASE, assert_all_called=False) as api:
+        stripe = _StripeEndpoints(api)
+        stripe.fail_after = 1  # the platform endpoint is created, the Connect one fails
+
+        assert main(["stripe-webhooks", "--url", URL]) == 1
+        first = capsys.readouterr()
+        # The platform endpoint's secret, shown by Stripe only once, was printed before the
+        # failing call.
+        assert "NEW SIGNING SECRET of the platform endpoint" in first.out
+        assert "  whsec_we_1platform" in first.out
+        assert "Running the same command again is safe" in first.err
+
+        stripe.fail_after = None
+        assert main(["stripe-webhooks", "--url", URL]) == 0
+        second = capsys.readouterr().out
+
+    roles = sorted(e["metadata"]["marketplace_endpoint"] for e in stripe.endpoints)
+    assert roles == ["connect", "platform"]  # one of each: the rerun created no second platform
+    assert "platform endpoint (connect=false): unchanged we_1platform" in second
+    assert "connect endpoint (connect=true): create we_2connect" in second
+    assert "  whsec_we_2connect" in second
+    assert "whsec_we_1platform" not in second  # Stripe cannot show it again...
+    # ...so the operator is told how to replace it if it was lost.
+    assert f"marketplace-api stripe-webhooks --url {URL} --recreate platform" in second
+
+
+def test_recreate_replaces_an_endpoint_whose_secret_was_lost(
+    cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marketplace_api.cli import main
+
+    with respx.mock(base_url=STRIPE_API_BASE, assert_all_called=False) as api:
+        stripe = _StripeEndpoints(api)
+        assert main(["stripe-webhooks", "--url", URL]) == 0
+        capsys.readouterr()
+
+        assert main(["stripe-webhooks", "--url", URL, "--recreate", "connect"]) == 0
+        out = capsys.readouterr().out
+        replacement = stripe.create.calls.last.request
+
+    new_id = "we_3connect"
+    assert stripe.deleted == ["we_2connect"]  # once the replacement existed
+    assert [e["id"] for e in stripe.endpoints] == ["we_1platform", new_id]
+    assert f"connect endpoint (connect=true): recreate {new_id}" in out
+    assert f"  whsec_{new_id}" in out
+    assert form(replacement)["metadata[replaces]"] == "we_2connect"
+    # A new request (its own idempotency key), not a replay of the first creation.
+    assert (
+        stripe.create.calls[1].request.headers["Idempotency-Key"]
+        != (replacement.headers["Idempotency-Key"])
+    )

@@ -48,6 +48,7 @@ SCHEDULES: dict[str, str] = {
     "auto_release": "*/15 * * * *",
     "retry_pending_transfers": "* * * * *",
     "retry_failed_refunds": "* * * * *",
+    "prune_history": "27 4 * * *",
 }
 
 # A worker that has not sent a heartbeat for this long is dead (it sends one every 10 s).
@@ -158,6 +159,32 @@ async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
         nb_hours=FINISHED_JOBS_RETENTION_HOURS, include_cancelled=True
     )
     logger.info("pruned finished jobs", extra={"tick": timestamp})
+
+
+@app.periodic(cron=SCHEDULES["prune_history"])
+@app.task(
+    name="prune_history",
+    queue=MAINTENANCE_QUEUE,
+    queueing_lock="prune_history",
+    lock="prune_history",
+    pass_context=True,
+)
+async def prune_history(context: JobContext, timestamp: int) -> None:
+    """Retention: old processed Stripe events, sent notifications and order status history
+    (the RETENTION_* settings), in bounded batches; nothing still needed."""
+    from marketplace_api.jobs.retention import prune_history as prune
+
+    jobs = jobs_context(context)
+    pruned = await prune(jobs.sessionmaker, jobs.settings, now=_utcnow())
+    logger.info(
+        "pruned history",
+        extra={
+            "stripe_events": pruned.stripe_events,
+            "notifications": pruned.notifications,
+            "order_events": pruned.order_events,
+            "tick": timestamp,
+        },
+    )
 
 
 @app.periodic(cron=SCHEDULES["retry_stalled_jobs"])

@@ -638,6 +638,106 @@ class StripeGateway:
             raise map_stripe_error(exc) from exc
         return _webhook_endpoint(we)
 
+    async def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Delete an endpoint (after its replacement was created: `stripe-webhooks --recreate`)."""
+        await self._call(self._client.v1.webhook_endpoints.delete_async(endpoint_id))
+
+    # --- reads for `reconcile`: Stripe's current state of each object we keep ----------------
+    # `stripe_account` is the connected account the object lives on (direct charges, payouts,
+    # the disputes of direct charges); None for the platform's own objects. Lists answer one
+    # page of at most `limit` objects, newest first (Stripe's order): a run stays bounded.
+
+    async def retrieve_refund(
+        self, refund_id: str, *, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        refund = await self._call(
+            self._client.v1.refunds.retrieve_async(
+                refund_id, options={"stripe_account": stripe_account}
+            )
+        )
+        return refund.to_dict()
+
+    async def list_refunds(
+        self, *, payment_intent: str, stripe_account: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: stripe.params.RefundListParams = {"payment_intent": payment_intent, "limit": limit}
+        page = await self._call(
+            self._client.v1.refunds.list_async(
+                params=params, options={"stripe_account": stripe_account}
+            )
+        )
+        return [refund.to_dict() for refund in page.data]
+
+    async def retrieve_transfer(self, transfer_id: str) -> dict[str, Any]:
+        """A transfer with its `reversals` (the first page, newest first)."""
+        transfer = await self._call(self._client.v1.transfers.retrieve_async(transfer_id))
+        return transfer.to_dict()
+
+    async def list_transfers(
+        self, *, transfer_group: str, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: stripe.params.TransferListParams = {
+            "transfer_group": transfer_group,
+            "limit": limit,
+        }
+        page = await self._call(self._client.v1.transfers.list_async(params=params))
+        return [transfer.to_dict() for transfer in page.data]
+
+    async def list_transfer_reversals(
+        self, transfer_id: str, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: stripe.params.TransferListReversalsParams = {"limit": limit}
+        page = await self._call(
+            self._client.v1.transfers.reversals.list_async(transfer_id, params=params)
+        )
+        return [reversal.to_dict() for reversal in page.data]
+
+    async def retrieve_checkout_session(
+        self, session_id: str, *, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        session = await self._call(
+            self._client.v1.checkout.sessions.retrieve_async(
+                session_id, options={"stripe_account": stripe_account}
+            )
+        )
+        return session.to_dict()
+
+    async def retrieve_dispute(
+        self, dispute_id: str, *, stripe_account: str | None = None
+    ) -> dict[str, Any]:
+        dispute = await self._call(
+            self._client.v1.disputes.retrieve_async(
+                dispute_id, options={"stripe_account": stripe_account}
+            )
+        )
+        return dispute.to_dict()
+
+    async def list_disputes(
+        self, *, created_since: int, stripe_account: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: stripe.params.DisputeListParams = {
+            "created": {"gte": created_since},
+            "limit": limit,
+        }
+        page = await self._call(
+            self._client.v1.disputes.list_async(
+                params=params, options={"stripe_account": stripe_account}
+            )
+        )
+        return [dispute.to_dict() for dispute in page.data]
+
+    async def list_payouts(
+        self, *, stripe_account: str, created_since: int, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A connected account's payouts to its bank (read with `Stripe-Account`)."""
+        params: stripe.params.PayoutListParams = {"created": {"gte": created_since}, "limit": limit}
+        page = await self._call(
+            self._client.v1.payouts.list_async(
+                params=params, options={"stripe_account": stripe_account}
+            )
+        )
+        return [payout.to_dict() for payout in page.data]
+
 
 def _known_event_types() -> frozenset[str]:
     """Every event type the pinned SDK lets an endpoint subscribe to (its `Literal` list)."""

@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from marketplace_api.config import get_settings
 from marketplace_api.errors import ProblemError
+
+if TYPE_CHECKING:
+    from marketplace_api.webhooks.subscriptions import EndpointPlan
 
 
 async def _reconcile(args: argparse.Namespace, database_url: str) -> str:
@@ -55,33 +59,50 @@ def _check_url(url: str) -> str | None:
     return None
 
 
-async def _stripe_webhooks(url: str, dry_run: bool) -> str:
+def _recreate_command(url: str, role: str) -> str:
+    return f"marketplace-api stripe-webhooks --url {url} --recreate {role}"
+
+
+def _print_plan(plan: EndpointPlan, *, dry_run: bool) -> None:
+    """One endpoint's outcome, printed (and flushed) the moment it is known: a new signing secret
+    is shown by Stripe only once, and the next Stripe call may fail."""
+    verb = f"would {plan.action}" if dry_run and plan.action != "unchanged" else plan.action
+    connect = "connect=true" if plan.role == "connect" else "connect=false"
+    lines = [
+        f"{plan.role} endpoint ({connect}): {verb} {plan.endpoint_id or ''}".rstrip()
+        + f" — {len(plan.events)} event types",
+        *(f"    {event}" for event in plan.events),
+        *(f"  warning: {warning}" for warning in plan.warnings),
+    ]
+    if plan.secret:
+        lines += [
+            f"  NEW SIGNING SECRET of the {plan.role} endpoint (shown only this once): add it to",
+            "  STRIPE_WEBHOOK_SECRETS, comma-separated, next to the secrets already there:",
+            f"  {plan.secret}",
+        ]
+    elif plan.action in ("unchanged", "update") and not dry_run:
+        lines += [
+            "  its signing secret was shown only when it was created; if it is not in",
+            "  STRIPE_WEBHOOK_SECRETS, replace the endpoint (new secret, old one deleted):",
+            f"    {_recreate_command(plan.url, plan.role)}",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+async def _stripe_webhooks(url: str, dry_run: bool, recreate: list[str]) -> None:
     from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
     from marketplace_api.webhooks.subscriptions import sync_webhook_endpoints
 
     client = build_stripe_client(get_settings())
     if client is None:
         raise ProblemError("STRIPE_SECRET_KEY is not set.")
-    plans = await sync_webhook_endpoints(StripeGateway(client), url, dry_run=dry_run)
-    lines: list[str] = []
-    secrets: list[str] = []
-    for plan in plans:
-        verb = f"would {plan.action}" if dry_run and plan.action != "unchanged" else plan.action
-        connect = "connect=true" if plan.role == "connect" else "connect=false"
-        lines.append(
-            f"{plan.role} endpoint ({connect}): {verb} {plan.endpoint_id or ''}".rstrip()
-            + f" — {len(plan.events)} event types"
-        )
-        lines.extend(f"    {event}" for event in plan.events)
-        lines.extend(f"  warning: {warning}" for warning in plan.warnings)
-        if plan.secret:
-            secrets.append(plan.secret)
-    if secrets:
-        lines.append("")
-        lines.append("New signing secrets (shown only once). Add them to STRIPE_WEBHOOK_SECRETS,")
-        lines.append("comma-separated, next to the secrets already there:")
-        lines.extend(f"  {secret}" for secret in secrets)
-    return "\n".join(lines)
+    await sync_webhook_endpoints(
+        StripeGateway(client),
+        url,
+        dry_run=dry_run,
+        recreate=recreate,
+        on_plan=lambda plan: _print_plan(plan, dry_run=dry_run),
+    )
 
 
 def cmd_stripe_webhooks(args: argparse.Namespace) -> int:
@@ -90,9 +111,14 @@ def cmd_stripe_webhooks(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        print(asyncio.run(_stripe_webhooks(args.url, args.dry_run)))
+        asyncio.run(_stripe_webhooks(args.url, args.dry_run, args.recreate or []))
     except ProblemError as exc:
         print(f"error: {exc.detail or exc.title}", file=sys.stderr)
+        print(
+            "Any secret printed above is already live: keep it. Running the same command again is "
+            "safe: endpoints that exist are updated, never duplicated.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -121,4 +147,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     webhooks.add_argument("--url", required=True, help="https://<host>/webhooks/stripe")
     webhooks.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    webhooks.add_argument(
+        "--recreate",
+        action="append",
+        choices=["platform", "connect"],
+        help="replace that endpoint by a new one (a new signing secret; the old endpoint is "
+        "deleted): for a secret that was lost. Repeatable.",
+    )
     webhooks.set_defaults(func=cmd_stripe_webhooks)

@@ -29,6 +29,8 @@ class StripeEvent(Timestamps, Base):
     __table_args__ = (
         Index("ix_stripe_events_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_stripe_events_type_created", "type", "created"),
+        # The retention job: processed (or ignored) events by age.
+        Index("ix_stripe_events_status_processed_at", "status", "processed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…

@@ -1,17 +1,26 @@
 """Reconciliation: pull authoritative state from Stripe for whatever webhooks left behind.
 
-A lost or never-subscribed webhook must not leave a payment stuck. `reconcile` (run by
-`marketplace-api reconcile` and periodically by the job runner):
+A lost or never-subscribed webhook must not leave any row of ours different from Stripe. One
+`reconcile` run (`marketplace-api reconcile`, and the periodic job every 10 minutes):
 
 1. retries the stored events that are due (`process_due_events`), and with `retry_failed` puts
    failed events back to pending first;
-2. for every payment still not final `pending_payment_age` after its last status change that has a
-   PaymentIntent, retrieves the PaymentIntent (with `Stripe-Account` for direct charges) and applies
-   it with the same state machine as the webhooks (`apply_payment_intent`, observed now);
-3. for every vendor in `onboarding` or `restricted` with a Stripe account, retrieves the account
-   and applies it (`apply_stripe_account`).
+2. payments not final `pending_age` after their last status change, and paid ones whose charge
+   is not recorded: their PaymentIntent (`Stripe-Account` for direct charges) through
+   `apply_payment_intent`;
+3. every other object kind that is not settled yet, in `reconcile_objects`: pending refunds,
+   pending/failed transfers and reversals, unpaid payments' Checkout Sessions, open disputes
+   (plus disputes opened in the last `lookback` that we never heard of);
+4. every vendor with a Stripe account, active ones included, round-robin: its account
+   (`apply_stripe_account`), and the payouts and disputes listed on that connected account.
 
-Each Stripe call happens outside any transaction; each result is applied in its own short one.
+Each kind takes at most `batch_size` rows per run, the ones checked longest ago first (the
+`reconcile_checks` cursor), so a run stays bounded and a backlog of any size is worked through by
+successive runs; a week of lost webhooks for fewer than `batch_size` objects of each kind heals in
+one run. What Stripe answers goes through the same state machines and ledger writes as the
+webhook handlers (observed now), never a blind copy: a reconcile and a late webhook cannot both
+apply a change, and nothing moves backwards. Each Stripe call happens outside any transaction;
+each result is applied in its own short one.
 """
 
 from __future__ import annotations
@@ -21,15 +30,22 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.errors import ProblemError
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.payments.stripe_gateway import StripeGateway
-from marketplace_api.vendors.models import Vendor, VendorStatus
+from marketplace_api.vendors.models import Vendor
 from marketplace_api.vendors.service import apply_stripe_account
+from marketplace_api.webhooks import reconcile_objects as paths
+from marketplace_api.webhooks.checks import (
+    ReconcileCheck,
+    last_checked,
+    mark_checked,
+    oldest_checked_first,
+)
 from marketplace_api.webhooks.dispatch import RetryLater
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import process_due_events, transition
@@ -41,7 +57,8 @@ UNSETTLED_PAYMENT_STATUSES = (
     PaymentStatus.requires_action,
     PaymentStatus.processing,
 )
-UNSETTLED_VENDOR_STATUSES = (VendorStatus.onboarding, VendorStatus.restricted)
+# Kinds reported besides payments and vendors, in the order they run.
+OBJECT_KINDS = ("refunds", "transfers", "reversals", "checkout_sessions", "disputes", "payouts")
 
 
 @dataclass
@@ -52,6 +69,9 @@ class ReconcileReport:
     payments_changed: list[str] = field(default_factory=list)  # "<id>: <from> -> <to>"
     vendors_checked: int = 0
     vendors_changed: list[str] = field(default_factory=list)
+    objects: dict[str, paths.Tally] = field(
+        default_factory=lambda: {kind: paths.Tally() for kind in OBJECT_KINDS}
+    )
     errors: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -66,9 +86,12 @@ class ReconcileReport:
             *(f"  {line}" for line in self.payments_changed),
             f"vendors: {self.vendors_checked} checked, {len(self.vendors_changed)} changed",
             *(f"  {line}" for line in self.vendors_changed),
-            f"errors: {len(self.errors)}",
-            *(f"  {line}" for line in self.errors),
         ]
+        for kind, tally in self.objects.items():
+            lines.append(f"{kind}: {tally.checked} checked, {len(tally.changed)} changed")
+            lines.extend(f"  {line}" for line in tally.changed)
+        lines.append(f"errors: {len(self.errors)}")
+        lines.extend(f"  {line}" for line in self.errors)
         return "\n".join(lines)
 
 
@@ -80,15 +103,33 @@ async def reconcile(
     pending_payment_age: timedelta = timedelta(minutes=10),
     retry_failed: bool = False,
     batch_size: int = 200,
+    lookback: timedelta = timedelta(days=14),
 ) -> ReconcileReport:
     report = ReconcileReport()
     if retry_failed:
         report.failed_events_rearmed = await rearm_failed_events(sessionmaker, now=now)
     report.events_attempted = await process_due_events(sessionmaker, now=now, limit=batch_size)
-    await _reconcile_payments(
-        sessionmaker, gateway, report, now=now, age=pending_payment_age, limit=batch_size
+    age, limit = pending_payment_age, batch_size
+    await _reconcile_payments(sessionmaker, gateway, report, now=now, age=age, limit=limit)
+    tallies, errors = report.objects, report.errors
+    await paths.reconcile_checkout_sessions(
+        sessionmaker, gateway, tallies["checkout_sessions"], errors, now=now, age=age, limit=limit
     )
-    await _reconcile_vendors(sessionmaker, gateway, report, now=now, limit=batch_size)
+    await paths.reconcile_refunds(
+        sessionmaker, gateway, tallies["refunds"], errors, now=now, age=age, limit=limit
+    )
+    await paths.reconcile_transfers(
+        sessionmaker, gateway, tallies["transfers"], errors, now=now, age=age, limit=limit
+    )
+    await paths.reconcile_reversals(
+        sessionmaker, gateway, tallies["reversals"], errors, now=now, age=age, limit=limit
+    )
+    await paths.reconcile_disputes(
+        sessionmaker, gateway, tallies["disputes"], errors, now=now, lookback=lookback, limit=limit
+    )
+    await _reconcile_vendors(
+        sessionmaker, gateway, report, now=now, limit=batch_size, lookback=lookback
+    )
     return report
 
 
@@ -140,15 +181,23 @@ async def _reconcile_payments(
                     Payment.stripe_account_id,
                 )
                 .where(
-                    Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
+                    or_(
+                        Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
+                        # Paid (e.g. `checkout.session.completed`) while the PaymentIntent's
+                        # own event, which carries the charge, was lost: a release needs it.
+                        (Payment.status == PaymentStatus.succeeded)
+                        & Payment.stripe_charge_id.is_(None),
+                    ),
                     Payment.status_updated_at <= now - age,
                     (Payment.stripe_payment_intent_id.is_not(None))
                     | (Payment.checkout_payment_intent_id.is_not(None)),
                 )
-                .order_by(Payment.status_updated_at)
+                .outerjoin(ReconcileCheck, last_checked("payment", Payment.id))
+                .order_by(oldest_checked_first(), Payment.status_updated_at, Payment.id)
                 .limit(limit)
             )
         ).all()
+        await session.commit()
     # The current PaymentIntent, else the one of the Checkout Session.
     to_check = [_PaymentToCheck(r[0], r[1], str(r[2] or r[3]), r[4]) for r in rows]
     for payment in to_check:
@@ -160,6 +209,7 @@ async def _reconcile_payments(
             )
         except ProblemError as exc:
             report.errors.append(f"payment {payment.id}: {exc.code}: {exc.detail or exc.title}")
+            await _mark(sessionmaker, "payment", payment.id, now)
             continue
         async with sessionmaker() as session:
             try:
@@ -167,12 +217,21 @@ async def _reconcile_payments(
             except RetryLater as exc:
                 await session.rollback()
                 report.errors.append(f"payment {payment.id}: {exc}")
-                continue
+                updated = None
+            await mark_checked(session, "payment", payment.id, now)
             await session.commit()
         if updated is not None and updated.status is not payment.status:
             report.payments_changed.append(
                 f"{payment.id}: {payment.status.value} -> {updated.status.value}"
             )
+
+
+async def _mark(
+    sessionmaker: async_sessionmaker[AsyncSession], kind: str, row_id: uuid.UUID, now: datetime
+) -> None:
+    async with sessionmaker() as session:
+        await mark_checked(session, kind, row_id, now)
+        await session.commit()
 
 
 async def _reconcile_vendors(
@@ -182,29 +241,49 @@ async def _reconcile_vendors(
     *,
     now: datetime,
     limit: int,
+    lookback: timedelta,
 ) -> None:
+    """Every vendor with a connected account, whatever its status (a missed downgrade of an
+    active vendor must not stick), the longest unchecked first: the account, then the payouts
+    and disputes of the last `lookback` listed on it."""
     async with sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Vendor.id, Vendor.status, Vendor.stripe_account_id)
-                .where(
-                    Vendor.status.in_(UNSETTLED_VENDOR_STATUSES),
-                    Vendor.stripe_account_id.is_not(None),
-                    Vendor.deauthorized_at.is_(None),
-                )
-                .order_by(Vendor.updated_at)
+                .outerjoin(ReconcileCheck, last_checked("vendor", Vendor.id))
+                .where(Vendor.stripe_account_id.is_not(None), Vendor.deauthorized_at.is_(None))
+                .order_by(oldest_checked_first(), Vendor.created_at, Vendor.id)
                 .limit(limit)
             )
         ).all()
+        await session.commit()
+    since = int((now - lookback).timestamp())
     for vendor_id, status, account_id in rows:
         report.vendors_checked += 1
+        account_id = str(account_id)
         try:
-            account = await gateway.retrieve_account(str(account_id))
+            account = await gateway.retrieve_account(account_id)
         except ProblemError as exc:
             report.errors.append(f"vendor {vendor_id}: {exc.code}: {exc.detail or exc.title}")
+            await _mark(sessionmaker, "vendor", vendor_id, now)
             continue
         async with sessionmaker() as session:
             vendor = await apply_stripe_account(session, account, observed_at=now)
+            await mark_checked(session, "vendor", vendor_id, now)
             await session.commit()
         if vendor is not None and vendor.status is not status:
             report.vendors_changed.append(f"{vendor_id}: {status.value} -> {vendor.status.value}")
+        try:
+            payouts = await gateway.list_payouts(stripe_account=account_id, created_since=since)
+            disputes = await gateway.list_disputes(created_since=since, stripe_account=account_id)
+        except ProblemError as exc:
+            report.errors.append(
+                f"vendor {vendor_id} payouts/disputes: {exc.code}: {exc.detail or exc.title}"
+            )
+            continue
+        await paths.apply_payouts(
+            sessionmaker, payouts, account_id, report.objects["payouts"], now=now
+        )
+        await paths.apply_unknown_disputes(
+            sessionmaker, disputes, account_id, report.objects["disputes"], now=now
+        )

@@ -16,6 +16,7 @@ the handlers actually registered (`dispatch.load_handlers()`) plus `UPCOMING_EVE
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from marketplace_api.payments.stripe_gateway import (
@@ -74,11 +75,11 @@ def endpoint_event_types() -> dict[str, list[str]]:
 @dataclass(frozen=True, slots=True)
 class EndpointPlan:
     role: str  # platform | connect
-    action: str  # create | update | unchanged
+    action: str  # create | recreate | update | unchanged
     url: str
     events: list[str]
     endpoint_id: str | None = None
-    secret: str | None = None  # only right after a create
+    secret: str | None = None  # only right after a create (or recreate)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -87,15 +88,31 @@ def _description(role: str) -> str:
 
 
 async def sync_webhook_endpoints(
-    gateway: StripeGateway, url: str, *, dry_run: bool = False
+    gateway: StripeGateway,
+    url: str,
+    *,
+    dry_run: bool = False,
+    recreate: Sequence[str] = (),
+    on_plan: Callable[[EndpointPlan], None] | None = None,
 ) -> list[EndpointPlan]:
     """Create or update our two endpoints for `url` so each has exactly the events we need.
 
-    Endpoints are matched by URL and the `marketplace_endpoint` metadata we set on creation. With
+    Endpoints are matched by URL and the `marketplace_endpoint` metadata we set on creation, so
+    running this again updates them and never creates a second one. `on_plan` is called with each
+    endpoint's plan as soon as it is carried out — before the next endpoint is touched — so a
+    new signing secret (shown by Stripe once, in the create answer) reaches the operator even
+    when the next call fails. A role in `recreate` gets a new endpoint (new secret) and the old
+    one is deleted once the new one exists: the way to recover a secret that was lost. With
     `dry_run`, nothing is written to Stripe."""
     existing = await gateway.list_webhook_endpoints()
     wanted = endpoint_event_types()
     plans: list[EndpointPlan] = []
+
+    def done(plan: EndpointPlan) -> None:
+        plans.append(plan)
+        if on_plan is not None:
+            on_plan(plan)
+
     for role in ROLES:
         events = wanted[role]
         metadata = {METADATA_KEY: role}
@@ -110,9 +127,15 @@ async def sync_webhook_endpoints(
                 f"several {role} endpoints for this URL: {', '.join(e.id for e in matches)}; "
                 f"updating {matches[0].id}"
             )
-        if not matches:
-            plan = EndpointPlan(role, "create", url, events, warnings=warnings)
+        if not matches or role in recreate:
+            replaced = matches[0].id if matches else None
+            action = "recreate" if replaced else "create"
+            plan = EndpointPlan(role, action, url, events, replaced, warnings=warnings)
             if not dry_run:
+                if replaced:
+                    # Another idempotency key than the first creation's (which Stripe could
+                    # answer with that old endpoint): the metadata names the one it replaces.
+                    metadata = {**metadata, "replaces": replaced}
                 created = await gateway.create_webhook_endpoint(
                     url=url,
                     enabled_events=events,
@@ -121,7 +144,11 @@ async def sync_webhook_endpoints(
                     metadata=metadata,
                 )
                 plan = replace(plan, endpoint_id=created.id, secret=created.secret)
-            plans.append(plan)
+                if replaced and replaced != created.id:
+                    done(plan)
+                    await gateway.delete_webhook_endpoint(replaced)
+                    continue
+            done(plan)
             continue
         current: WebhookEndpoint = matches[0]
         if current.api_version not in (None, STRIPE_API_VERSION):
@@ -130,7 +157,7 @@ async def sync_webhook_endpoints(
                 f"{STRIPE_API_VERSION}; it cannot be changed: delete it and run this again"
             )
         if sorted(current.enabled_events) == events and current.status == "enabled":
-            plans.append(EndpointPlan(role, "unchanged", url, events, current.id, None, warnings))
+            done(EndpointPlan(role, "unchanged", url, events, current.id, None, warnings))
             continue
         if not dry_run:
             await gateway.update_webhook_endpoint(
@@ -139,5 +166,5 @@ async def sync_webhook_endpoints(
                 description=_description(role),
                 metadata=metadata,
             )
-        plans.append(EndpointPlan(role, "update", url, events, current.id, None, warnings))
+        done(EndpointPlan(role, "update", url, events, current.id, None, warnings))
     return plans
