@@ -134,6 +134,9 @@ def test_serve_turns_the_in_process_worker_on_only_on_the_embedded_database(
     import uvicorn
 
     monkeypatch.setenv("RUN_WORKER_IN_PROCESS", "false")
+    # Not the development default: serve would choose the Stripe simulator and say so in the
+    # process environment, for the rest of the test run.
+    monkeypatch.setenv("ENVIRONMENT", "test")
     if database_url:
         monkeypatch.setenv("DATABASE_URL", database_url)
     else:

@@ -340,6 +340,8 @@ async def test_a_checkout_session_whose_events_were_lost_converges(
         "id": payment.checkout_session_id,
         "object": "checkout.session",
         "mode": "payment",
+        "amount_total": 1500,
+        "currency": payment.currency,
         "status": outcome,
         "payment_status": "paid" if outcome == "complete" else "unpaid",
         "payment_intent": intent_id if outcome == "complete" else None,
