@@ -120,3 +120,21 @@ def test_no_request_body_takes_free_form_json() -> None:
         )
     ]
     assert open_fields == []
+
+
+@pytest.mark.parametrize("raw", ["%00", "%ED%A0%80", "%FF%FE", "%C0%80"])
+async def test_percent_encoded_nul_or_invalid_utf8_is_never_a_500(
+    client: httpx.AsyncClient, raw: str
+) -> None:
+    """Bytes that are not UTF-8 text, percent-encoded in a form, a query or a path."""
+    form = await client.post(
+        "/v1/auth/token",
+        content=f"username={raw}&password=correct-horse-battery",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    query = await client.get(f"/v1/platform/listings?q=mug{raw}")
+    for response in (form, query):
+        assert response.status_code in {401, 422, 200}, response.text
+        if response.status_code == 422:
+            assert response.headers["content-type"] == "application/problem+json"
+    assert form.status_code != 200
