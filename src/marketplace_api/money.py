@@ -3,7 +3,8 @@
 Amounts are never floats. `Currency.exponent` says how many minor units make a major one
 (usd 2 → cents, jpy 0, kwd 3 → fils). Minimum charge amounts are Stripe's (in minor units); for
 currencies Stripe's table does not list, the minimum is set near the 0.50 USD equivalent Stripe
-applies to them.
+applies to them. The maximum is Stripe's too: an amount has at most eight digits (99,999,999
+minor units: 999,999.99 USD), the largest multiple of the currency's step below that.
 
 Fee rounding rule: `platform_fee = round_half_up(amount * bps / 10_000)` computed with integers
 (`(amount * bps + 5_000) // 10_000`), and `vendor_amount = amount - platform_fee`, so
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BPS_DENOMINATOR = 10_000
+MAXIMUM_CHARGE_AMOUNT = 99_999_999  # Stripe: `amount` supports up to eight digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,10 @@ class Currency:
     # Three-decimal currencies: Stripe requires card amounts to be a multiple of 10 (the last
     # digit 0), because card networks settle them with two decimals.
     amount_step: int = 1
+
+    @property
+    def maximum_charge_amount(self) -> int:
+        return MAXIMUM_CHARGE_AMOUNT - MAXIMUM_CHARGE_AMOUNT % self.amount_step
 
 
 def _c(code: str, exponent: int, minimum: int, step: int = 1) -> Currency:
@@ -99,12 +105,17 @@ def validate_price(amount: int, currency_code: str) -> None:
 
 
 def validate_charge_amount(amount: int, currency_code: str) -> None:
-    """A charge: a valid price and at least Stripe's minimum for the currency."""
+    """A charge Stripe accepts: a valid price, between Stripe's minimum and maximum for the
+    currency. The one rule for listing prices (so every listing can be bought) and payments."""
     validate_price(amount, currency_code)
     currency = get_currency(currency_code)
     if amount < currency.minimum_charge_amount:
         raise InvalidAmount(
             f"the minimum charge in {currency.code} is {currency.minimum_charge_amount} minor units"
+        )
+    if amount > currency.maximum_charge_amount:
+        raise InvalidAmount(
+            f"the maximum charge in {currency.code} is {currency.maximum_charge_amount} minor units"
         )
 
 

@@ -3,6 +3,10 @@
 The cursor is URL-safe base64 of `<created_at ISO 8601>|<uuid>` of the last row of the page: the
 next page is the rows strictly after it in that order, so inserts and deletes between requests
 never duplicate or skip a row, and the query stays an index range scan however deep the page.
+
+A cursor is client input: anything but one this API could have returned (not base64, no `|`, a
+naive or unparseable time, a time that does not exist in UTC such as year 1 at +14:00) answers
+422 `invalid_cursor` before any query runs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, tuple_
@@ -41,14 +45,23 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def cursor_time(text: str) -> datetime:
+    """The time of a cursor, in UTC; ValueError if it is naive or does not exist in UTC (the
+    database driver converts to UTC, which would overflow past year 1 or 9999)."""
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise ValueError("naive timestamp")
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp out of range in UTC") from exc
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when, uuid.UUID(row_id)
+        return cursor_time(created), uuid.UUID(row_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor("The cursor is not one this API returned.") from exc
 

@@ -60,8 +60,8 @@ async def test_listing_needs_a_vendor_profile(
     ("price", "currency", "code", "field"),
     [
         (49, "usd", "invalid_amount", "price_amount"),  # below Stripe's 0.50 USD minimum
-        (0, "usd", "invalid_amount", "price_amount"),
-        (-5, "usd", "invalid_amount", "price_amount"),
+        (0, "usd", "validation_error", "price_amount"),  # outside the schema's 1..99,999,999
+        (-5, "usd", "validation_error", "price_amount"),
         (49, "jpy", "invalid_amount", "price_amount"),  # zero-decimal: 50 yen minimum
         (1005, "kwd", "invalid_amount", "price_amount"),  # three-decimal: multiple of 10
         (150, "kwd", "invalid_amount", "price_amount"),  # below the kwd minimum

@@ -101,6 +101,12 @@ def fuzz_server(database_url: str, engine: object) -> Iterator[FuzzServer]:
                 json={"email": email, "password": PASSWORD, "role": role},
             ).raise_for_status()
             tokens[role] = _token(base_url, email)
+        # With a profile the vendor's routes reach their queries, not only the 409 before them.
+        httpx.put(
+            f"{base_url}/v1/vendor/profile",
+            json={"display_name": "Fuzz Goods", "country": "US", "default_currency": "usd"},
+            headers={"Authorization": f"Bearer {tokens['vendor']}"},
+        ).raise_for_status()
         subprocess.run(
             [
                 sys.executable,

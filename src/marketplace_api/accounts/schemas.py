@@ -4,18 +4,19 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace_api.accounts.models import Role
+from marketplace_api.inputs import Email, Text
 
 
 class UserCreate(BaseModel):
-    email: EmailStr
-    password: str = Field(min_length=10, max_length=128, examples=["correct-horse-battery"])
+    email: Email
+    password: Text = Field(min_length=10, max_length=128, examples=["correct-horse-battery"])
     role: Literal["buyer", "vendor"] = Field(
         default="buyer", description="Admins are created with `marketplace-api create-admin`."
     )
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class UserRead(BaseModel):
@@ -36,4 +37,4 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=10, max_length=200)
+    refresh_token: Text = Field(min_length=10, max_length=200)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from marketplace_api.catalog.models import ListingStatus
+from marketplace_api.inputs import Amount, Text
 
 
 def _strip_title(value: str | None) -> str | None:
@@ -19,15 +20,16 @@ def _strip_title(value: str | None) -> str | None:
 
 
 class ListingCreate(BaseModel):
-    title: str = Field(min_length=1, max_length=200, examples=["Stoneware mug"])
-    description: str | None = Field(default=None, max_length=5000)
-    price_amount: int = Field(
+    title: Text = Field(min_length=1, max_length=200, examples=["Stoneware mug"])
+    description: Text | None = Field(default=None, max_length=5000)
+    price_amount: Amount = Field(
         description="Price of one unit in the currency's minor unit (cents for usd, yen for jpy, "
-        "fils for kwd: a multiple of 10). At least Stripe's minimum charge for the currency.",
+        "fils for kwd: a multiple of 10). Between Stripe's minimum and maximum charge for the "
+        "currency (`GET /v1/platform/config`), so that one unit can always be bought.",
         examples=[2500],
     )
     currency: str = Field(pattern=r"^[A-Za-z]{3}$", examples=["usd"])
-    stock_quantity: int = Field(ge=0, le=1_000_000)
+    stock_quantity: int = Field(ge=0, le=1_000_000, strict=True)
     status: Literal["draft", "active"] = "draft"
 
     _title = field_validator("title")(_strip_title)
@@ -41,11 +43,11 @@ class ListingCreate(BaseModel):
 class ListingUpdate(BaseModel):
     """Only the fields sent change. `status: archived` is what DELETE does."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-    price_amount: int | None = None
+    title: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=5000)
+    price_amount: Amount | None = None
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
-    stock_quantity: int | None = Field(default=None, ge=0, le=1_000_000)
+    stock_quantity: int | None = Field(default=None, ge=0, le=1_000_000, strict=True)
     status: ListingStatus | None = None
 
     _title = field_validator("title")(_strip_title)

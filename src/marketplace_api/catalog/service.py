@@ -35,7 +35,7 @@ from marketplace_api.catalog.schemas import (
     ListingRead,
     ListingUpdate,
 )
-from marketplace_api.pagination import keyset_page, split_page
+from marketplace_api.pagination import decode_cursor, keyset_page, split_page
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor
 
@@ -124,6 +124,8 @@ async def list_listings(
     limit: int,
     cursor: str | None,
 ) -> ListingPage:
+    if cursor:
+        decode_cursor(cursor)  # a forged cursor is refused even when there is nothing to page
     vendor_id = await _vendor_id(session, user_id)
     if vendor_id is None:
         return ListingPage(items=[], next_cursor=None)

@@ -2,12 +2,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
+from pydantic_core import PydanticCustomError
 
+from marketplace_api.inputs import Text
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.refunds.schemas import RefundRead, RefundRequestRead
 from marketplace_api.transfers.schemas import TransferRead
+
+TRACKING_URL_MAX_LENGTH = 2000  # the column's
+
+
+def _fits_column(url: HttpUrl) -> HttpUrl:
+    # Checked on the normalised URL: percent-encoding and punycode can make it longer than sent.
+    if len(str(url)) > TRACKING_URL_MAX_LENGTH:
+        raise PydanticCustomError(
+            "url_too_long",
+            "URL should have at most {max_length} characters once normalised",
+            {"max_length": TRACKING_URL_MAX_LENGTH},
+        )
+    return url
 
 
 class ShipmentCreate(BaseModel):
@@ -18,9 +34,16 @@ class ShipmentCreate(BaseModel):
         },
     )
 
-    carrier: str = Field(min_length=1, max_length=100)
-    tracking_number: str = Field(min_length=1, max_length=100)
-    tracking_url: HttpUrl | None = None
+    carrier: Text = Field(min_length=1, max_length=100)
+    tracking_number: Text = Field(min_length=1, max_length=100)
+    tracking_url: (
+        Annotated[
+            HttpUrl,
+            UrlConstraints(max_length=TRACKING_URL_MAX_LENGTH),
+            AfterValidator(_fits_column),
+        ]
+        | None
+    ) = None
 
 
 class ShipmentRead(BaseModel):

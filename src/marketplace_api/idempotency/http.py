@@ -14,12 +14,13 @@ from marketplace_api.idempotency.exceptions import (
     InvalidIdempotencyKey,
 )
 from marketplace_api.idempotency.service import IdempotentResult
+from marketplace_api.inputs import Text
 
 # For a route's `responses=`: the problems an Idempotency-Key can add.
 IDEMPOTENCY_ERRORS = (IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey)
 
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    Text | None,
     Header(
         alias="Idempotency-Key",
         max_length=255,

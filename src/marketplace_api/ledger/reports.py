@@ -117,14 +117,15 @@ async def vendor_statement(
     cursor: str | None,
 ) -> MovementPage:
     """The vendor's movements, newest first (keyset on `(occurred_at, id)`)."""
+    after = decode_cursor(cursor) if cursor else None  # refused even with nothing to page
     vendor_id = await vendor_id_of(session, user_id)
     if vendor_id is None:
         return MovementPage(items=[], next_cursor=None)
     query = select(MoneyMovement).where(MoneyMovement.vendor_id == vendor_id)
     if kind is not None:
         query = query.where(MoneyMovement.kind == kind)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
+    if after is not None:
+        at, last_id = after
         query = query.where(
             tuple_(MoneyMovement.occurred_at, MoneyMovement.id) < tuple_(at, last_id)
         )

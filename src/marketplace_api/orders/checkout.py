@@ -52,8 +52,6 @@ from marketplace_api.payments.service import ensure_payment_intent, on_behalf_of
 from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.vendors.models import Vendor
 
-STRIPE_MAX_AMOUNT = 99_999_999  # Stripe accepts at most 8 digits for most payment methods
-
 
 @dataclass(frozen=True, slots=True)
 class _Line:
@@ -202,8 +200,10 @@ async def place_checkout(
         ]
         orders.append(order)
     total = sum(o.amount for o in orders)
-    if total > STRIPE_MAX_AMOUNT:
-        raise InvalidCartAmount(f"A payment cannot exceed {STRIPE_MAX_AMOUNT} minor units.")
+    try:
+        validate_charge_amount(total, currency)  # the payment, also when it pays several orders
+    except InvalidAmount as exc:
+        raise InvalidCartAmount(str(exc)) from exc
 
     payment_id = uuid.uuid4()
     single_vendor = vendors[0] if len(vendors) == 1 else None

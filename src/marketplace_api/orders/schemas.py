@@ -4,9 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace_api.config import ChargeType
+from marketplace_api.inputs import CountryCode, Email, Text
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.payments.models import PaymentStatus
 
@@ -18,33 +19,33 @@ class CheckoutItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listing_id: uuid.UUID
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
 
 
 class Address(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(default=None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str | None = Field(default=None, max_length=20)
-    state: str | None = Field(default=None, max_length=100)
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    line1: Text = Field(min_length=1, max_length=200)
+    line2: Text | None = Field(default=None, max_length=200)
+    city: Text = Field(min_length=1, max_length=100)
+    postal_code: Text | None = Field(default=None, max_length=20)
+    state: Text | None = Field(default=None, max_length=100)
+    country: CountryCode
 
 
 class ShippingDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     address: Address
-    phone: str | None = Field(default=None, max_length=40)
+    phone: Text | None = Field(default=None, max_length=40)
 
 
 class ContactDetails(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
-    phone: str | None = Field(default=None, max_length=40)
+    email: Email | None = None
+    phone: Text | None = Field(default=None, max_length=40)
 
 
 class CheckoutCreate(BaseModel):

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from marketplace_api.inputs import Amount, Text
 from marketplace_api.refunds.models import (
     RefundOrigin,
     RefundReason,
@@ -21,11 +22,11 @@ class RefundCreate(BaseModel):
         json_schema_extra={"examples": [{"amount": 500, "reason": "requested_by_customer"}]},
     )
 
-    amount: int | None = Field(
-        default=None, gt=0, description="Minor units; default: everything left to refund."
+    amount: Amount | None = Field(
+        default=None, description="Minor units; default: everything left to refund."
     )
     reason: RefundReason = RefundReason.requested_by_customer
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 class PaymentRefundCreate(RefundCreate):
@@ -67,14 +68,14 @@ class RefundRequestCreate(BaseModel):
         json_schema_extra={"examples": [{"reason": "Arrived broken", "amount": 1500}]},
     )
 
-    reason: str = Field(min_length=1, max_length=2000)
-    amount: int | None = Field(default=None, gt=0, description="Default: the whole order.")
+    reason: Text = Field(min_length=1, max_length=2000)
+    amount: Amount | None = Field(default=None, description="Default: the whole order.")
 
 
 class RefundRequestDecline(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str = Field(min_length=1, max_length=1000)
+    note: Text = Field(min_length=1, max_length=1000)
 
 
 class RefundRequestRead(BaseModel):

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from marketplace_api.config import ChargeType
+from marketplace_api.inputs import CountryCode, Text
 from marketplace_api.vendors.models import VendorStatus
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -15,13 +16,11 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 class VendorProfileUpdate(BaseModel):
     """`PUT /v1/vendor/profile`: creates the profile the first time, replaces it afterwards."""
 
-    display_name: str = Field(min_length=1, max_length=120, examples=["Acme Ceramics"])
-    description: str | None = Field(default=None, max_length=2000)
-    country: str = Field(
-        pattern=r"^[A-Za-z]{2}$",
+    display_name: Text = Field(min_length=1, max_length=120, examples=["Acme Ceramics"])
+    description: Text | None = Field(default=None, max_length=2000)
+    country: CountryCode = Field(
         description="ISO 3166-1 alpha-2 country of the business (the Stripe account's country; "
         "fixed once the Stripe account exists).",
-        examples=["US"],
     )
     default_currency: str = Field(
         pattern=r"^[A-Za-z]{3}$", description="Lower-case ISO 4217.", examples=["usd"]
@@ -34,11 +33,6 @@ class VendorProfileUpdate(BaseModel):
         if not value:
             raise ValueError("must not be blank")
         return value
-
-    @field_validator("country")
-    @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
 
     @field_validator("default_currency")
     @classmethod
@@ -132,7 +126,7 @@ class PayoutScheduleUpdate(BaseModel):
     """Validated here before Stripe is called. Anchors only with their interval."""
 
     interval: Literal["daily", "weekly", "monthly", "manual"]
-    delay_days: int | Literal["minimum"] | None = Field(
+    delay_days: Annotated[int, Field(ge=1, le=31)] | Literal["minimum"] | None = Field(
         default=None,
         description="Days funds are held before payout (1-31), or `minimum` for the lowest the "
         "account's country allows. Values below the country minimum are refused by Stripe "
@@ -142,13 +136,6 @@ class PayoutScheduleUpdate(BaseModel):
     monthly_anchor: int | None = Field(
         default=None, ge=1, le=31, description="Required for `monthly` (29-31: last day)."
     )
-
-    @field_validator("delay_days")
-    @classmethod
-    def _delay_range(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and not 1 <= value <= 31:
-            raise ValueError("delay_days must be between 1 and 31, or 'minimum'")
-        return value
 
     @model_validator(mode="after")
     def _anchors_match_interval(self) -> PayoutScheduleUpdate:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.errors import UnprocessableEntity
+from marketplace_api.pagination import cursor_time
 from marketplace_api.webhooks.exceptions import (
     EventAlreadyProcessed,
     EventNotFound,
@@ -91,10 +92,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         received_at, event_id = json.loads(raw)
-        moment = datetime.fromisoformat(received_at)
+        moment = cursor_time(received_at)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursor("The cursor is not one this API returned.") from exc
-    if not isinstance(event_id, str) or moment.tzinfo is None:
+    # The id is compared with a text column: PostgreSQL refuses NUL in text.
+    if not isinstance(event_id, str) or "\x00" in event_id or len(event_id) > 255:
         raise InvalidCursor("The cursor is not one this API returned.")
     return moment, event_id
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import SessionDep
 from marketplace_api.disputes import service
 from marketplace_api.disputes.schemas import DisputePage
@@ -24,6 +25,6 @@ async def list_disputes(
     session: SessionDep,
     is_open: Annotated[bool | None, Query(alias="open")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> DisputePage:
     return await service.list_disputes(session, is_open=is_open, limit=limit, cursor=cursor)

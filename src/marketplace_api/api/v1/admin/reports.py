@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.inputs import UtcTimestamp
 from marketplace_api.ledger import reports
 from marketplace_api.ledger.reports import InvalidPeriod
 from marketplace_api.ledger.schemas import SummaryRead
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/reports", tags=["admin"])
 )
 async def get_summary_report(
     session: SessionDep,
-    period_from: Annotated[datetime, Query(alias="from")],
-    period_to: Annotated[datetime, Query(alias="to")],
+    period_from: Annotated[UtcTimestamp, Query(alias="from", description="Naive: UTC.")],
+    period_to: Annotated[UtcTimestamp, Query(alias="to", description="Naive: UTC.")],
 ) -> SummaryRead:
     return await reports.summary(session, start=period_from, end=period_to)

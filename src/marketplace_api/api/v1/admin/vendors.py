@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor
@@ -27,7 +28,7 @@ async def list_vendors(
     session: SessionDep,
     status: VendorStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> VendorAdminPage:
     return await service.list_vendors(session, status=status, limit=limit, cursor=cursor)
 

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.inputs import Text
 from marketplace_api.webhooks import service
 from marketplace_api.webhooks.exceptions import EventAlreadyProcessed, EventNotFound
 from marketplace_api.webhooks.models import EventStatus
@@ -15,7 +17,7 @@ from marketplace_api.webhooks.schemas import StripeEventDetail, StripeEventPage,
 
 router = APIRouter(prefix="/webhook-events", tags=["admin"])
 
-EventId = Annotated[str, Path(max_length=255, examples=["evt_1QaBcD2eZvKYlo2C1eVnT001"])]
+EventId = Annotated[Text, Path(max_length=255, examples=["evt_1QaBcD2eZvKYlo2C1eVnT001"])]
 
 
 @router.get(
@@ -27,11 +29,11 @@ async def list_webhook_events(
     session: SessionDep,
     status: Annotated[EventStatus | None, Query()] = None,
     event_type: Annotated[
-        str | None,
+        Text | None,
         Query(alias="type", max_length=100, examples=["payment_intent.succeeded"]),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
 ) -> StripeEventPage:
     page = await service.list_events(
         session, status=status, event_type=event_type, limit=limit, cursor=cursor

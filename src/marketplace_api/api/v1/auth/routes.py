@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from marketplace_api.accounts import service
 from marketplace_api.accounts.exceptions import (
@@ -14,6 +13,7 @@ from marketplace_api.accounts.exceptions import (
 )
 from marketplace_api.accounts.models import Role
 from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
+from marketplace_api.api.v1.auth.forms import LoginForm
 from marketplace_api.deps import (
     AppStateDep,
     CurrentUser,
@@ -55,7 +55,7 @@ async def register(body: UserCreate, session: SessionDep) -> UserRead:
     dependencies=[Depends(limit_login_attempts)],
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
     state: AppStateDep,

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.inputs import Text
 from marketplace_api.live.broadcaster import broadcaster_for
 from marketplace_api.live.docs import STREAM_DESCRIPTION, STREAM_RESPONSE
 from marketplace_api.live.service import check_buyer_order
@@ -32,7 +33,9 @@ async def stream_order_events(
     buyer: CurrentBuyer,
     session: SessionDep,
     state: AppStateDep,
-    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+    last_event_id: Annotated[
+        Text | None, Header(max_length=100, description="Resume after this event id.")
+    ] = None,
 ) -> StreamingResponse:
     await check_buyer_order(session, buyer, order_id)
     await session.close()  # give the connection back: the stream may last for hours

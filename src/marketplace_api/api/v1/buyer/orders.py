@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.exceptions import (
@@ -119,7 +120,7 @@ async def list_orders(
     buyer: CurrentBuyer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: CursorQuery = None,
 ) -> OrderPage:
     return await service.list_buyer_orders(session, buyer.id, limit=limit, cursor=cursor)
 

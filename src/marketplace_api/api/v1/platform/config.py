@@ -16,6 +16,7 @@ class CurrencyRead(BaseModel):
         description="Digits after the decimal point; amounts are in 10^-exponent."
     )
     minimum_charge_amount: int = Field(description="Stripe's minimum charge, in minor units.")
+    maximum_charge_amount: int = Field(description="Stripe's maximum charge, in minor units.")
 
     @classmethod
     def of(cls, currency: Currency) -> CurrencyRead:
@@ -23,6 +24,7 @@ class CurrencyRead(BaseModel):
             code=currency.code,
             exponent=currency.exponent,
             minimum_charge_amount=currency.minimum_charge_amount,
+            maximum_charge_amount=currency.maximum_charge_amount,
         )
 
 

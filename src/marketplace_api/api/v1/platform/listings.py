@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.catalog import service
 from marketplace_api.catalog.exceptions import (
     InvalidCursor,
@@ -16,6 +17,8 @@ from marketplace_api.catalog.exceptions import (
 from marketplace_api.catalog.schemas import ListingPublic, ListingPublicPage
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.inputs import Text
+from marketplace_api.money import MAXIMUM_CHARGE_AMOUNT
 from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(prefix="/listings", tags=["platform"])
@@ -33,11 +36,11 @@ async def list_storefront_listings(
     session: SessionDep,
     vendor_id: uuid.UUID | None = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
-    min_price: Annotated[int | None, Query(ge=0)] = None,
-    max_price: Annotated[int | None, Query(ge=0)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    min_price: Annotated[int | None, Query(ge=0, le=MAXIMUM_CHARGE_AMOUNT)] = None,
+    max_price: Annotated[int | None, Query(ge=0, le=MAXIMUM_CHARGE_AMOUNT)] = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> ListingPublicPage:
     return await service.list_storefront(
         session,

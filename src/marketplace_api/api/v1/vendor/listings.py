@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.catalog import service
 from marketplace_api.catalog.exceptions import (
     InvalidAmount,
@@ -49,7 +50,7 @@ async def list_listings(
     session: SessionDep,
     status: ListingStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> ListingPage:
     return await service.list_listings(session, user.id, status=status, limit=limit, cursor=cursor)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import (
     CurrentVendor,
     SessionDep,
@@ -61,7 +62,7 @@ async def list_vendor_orders(
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     fulfilment_status: Annotated[FulfilmentStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> VendorOrderPage:
     return await service.list_vendor_orders(
         session,

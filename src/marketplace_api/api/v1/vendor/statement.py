@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import CurrentVendor, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.ledger import reports
@@ -30,6 +31,6 @@ async def get_vendor_statement(
     vendor: CurrentVendor,
     kind: Annotated[MovementKind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> MovementPage:
     return await reports.vendor_statement(session, vendor.id, kind=kind, limit=limit, cursor=cursor)
