@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     access_token_ttl_seconds: int = Field(default=900, ge=60)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300)
+    # Refresh tokens in an HttpOnly, SameSite=Strict cookie scoped to /v1/auth instead of the JSON
+    # body (refresh and logout then need the SPA's Origin and an X-Requested-With header).
+    refresh_token_cookie: bool = False
+    # The cookie's `Secure` flag; false only for http:// development (refused in production).
+    refresh_cookie_secure: bool = True
 
     # --- HTTP -----------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -169,6 +174,8 @@ class Settings(BaseSettings):
             problems.append("STRIPE_WEBHOOK_SECRETS is missing or contains a placeholder")
         if not self.database_url:
             problems.append("DATABASE_URL is required in production (no embedded database)")
+        if not self.refresh_cookie_secure:
+            problems.append("REFRESH_COOKIE_SECURE=false is for http:// development only")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
