@@ -38,6 +38,8 @@ export interface FlowReport {
   vendorCanSell: boolean;
   storefrontHasListing: boolean;
   meEmail: string;
+  /** The X-Request-ID the client sent came back on the answer. */
+  requestIdEchoed: boolean;
   refreshGaveNewAccessToken: boolean;
   /** Two calls with an expired access token: both succeed after exactly one refresh. */
   refreshesForTwoExpiredCalls: number;
@@ -121,10 +123,13 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
       if (session) refreshes += 1;
     },
   });
-  const [me] = await Promise.all([
-    buyer.api.GET("/v1/auth/me").then(dataOf),
+  // A request id of our own, to find this call in the API's logs (sent and read back cross-origin).
+  const requestId = newIdempotencyKey().replaceAll("-", "");
+  const [meResult] = await Promise.all([
+    buyer.api.GET("/v1/auth/me", { headers: { "X-Request-ID": requestId } }),
     buyer.api.GET("/v1/buyer/orders").then(dataOf),
   ]);
+  const me = dataOf(meResult);
   const storefront = dataOf(
     await buyer.api.GET("/v1/platform/listings", { params: { query: { vendor_id: profile.id } } }),
   );
@@ -188,6 +193,7 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
     vendorCanSell: profile.can_accept_payments,
     storefrontHasListing: storefront.items.some((item) => item.id === listing.id),
     meEmail: me.email,
+    requestIdEchoed: meResult.response.headers.get("X-Request-ID") === requestId,
     refreshGaveNewAccessToken: refreshed.accessToken !== before,
     refreshesForTwoExpiredCalls: refreshes,
     paymentId: checkout.payment_id,

@@ -81,9 +81,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
     const stripe = new StripeStandIn();
     await stripe.start(port);
-    const mode = (process.env.MARKETPLACE_REFRESH_MODE ?? "body") as RefreshMode;
     return {
-      urls: { [mode]: external.replace(/\/+$/, "") },
+      urls: { body: external.replace(/\/+$/, "") }, // Node has no cookie jar: body mode only
       stripe,
       webhookSecret: secret,
       harness: makeHarness(stripe, secret),
