@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format openapi worker clean
+.PHONY: run test test-ts lint format openapi worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,25 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory test-ts
+
+# The TypeScript client (clients/typescript): drift + type check, unit and live smoke tests, and the
+# headless-Chromium test when /usr/bin/chromium (or CHROMIUM_PATH) exists. Without Node it says so
+# and passes (CI, where CI=true, fails instead).
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+test-ts:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$${CI:-}" = true ]; then echo "TypeScript client tests: Node.js/npm not found" >&2; exit 1; fi; \
+	  echo "== TypeScript client tests SKIPPED: Node.js/npm not found (the Python tests ran)"; \
+	else \
+	  echo "== TypeScript client (clients/typescript): check, tests"; \
+	  cd clients/typescript && { test -d node_modules || npm ci --no-audit --no-fund; } \
+	    && npm run --silent check && npm test --silent \
+	    && if [ -x "$(CHROMIUM_PATH)" ]; then npm run --silent test:browser; \
+	       elif [ "$${CI:-}" = true ]; then echo "no Chromium at $(CHROMIUM_PATH)" >&2; exit 1; \
+	       else echo "== TypeScript browser test SKIPPED: no Chromium at $(CHROMIUM_PATH) (apt-get install chromium)"; fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,3 +53,4 @@ openapi: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .marketplace .pytest_cache .mypy_cache .ruff_cache
+	rm -rf clients/typescript/node_modules clients/typescript/dist

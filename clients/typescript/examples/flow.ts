@@ -32,6 +32,8 @@ export interface FlowOptions {
   /** Makes e-mails unique across runs against one database. */
   runId?: string;
   timeoutMs?: number;
+  /** Called as each step starts (progress output). */
+  onStep?: (step: string) => void;
 }
 
 export interface FlowReport {
@@ -85,8 +87,10 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   const run = options.runId ?? newIdempotencyKey().slice(0, 8);
   const mode = options.refreshMode ?? "body";
   const signal = AbortSignal.timeout(options.timeoutMs ?? 30_000);
+  const step = options.onStep ?? ((): void => undefined);
 
   // --- the vendor: profile, Stripe onboarding, a listing ------------------------------------
+  step("vendor");
   const vendor = await signUp(options, "vendor", `vendor-${run}@example.com`);
   await vendor.api.PUT("/v1/vendor/profile", {
     body: { display_name: `Shop ${run}`, description: null, country: "US", default_currency: "usd" },
@@ -108,6 +112,7 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   );
 
   // --- the buyer: log in, refresh, storefront -----------------------------------------------
+  step("buyer");
   const buyerEmail = `buyer-${run}@example.com`;
   const first = await signUp(options, "buyer", buyerEmail);
   const before = first.session?.accessToken;
@@ -135,6 +140,7 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   );
 
   // --- checkout with an Idempotency-Key, then the same request again ----------------------
+  step("checkout");
   const key = newIdempotencyKey();
   const cart = { items: [{ listing_id: listing.id, quantity: 1 }], shipping: null, contact: null };
   const placed = await buyer.api.POST("/v1/buyer/orders", {
@@ -151,16 +157,20 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   const paymentIntentId = checkout.client_secret.split("_secret_")[0] ?? "";
 
   // --- the order stream: current state, then `paid` once Stripe's webhook arrived -----------
+  step("stream");
   const statuses: string[] = [];
   let firstEvent: OrderEvent | undefined;
   for await (const event of buyer.orderEvents(order.id, { signal })) {
     statuses.push(event.data.status);
     if (firstEvent === undefined) {
       firstEvent = event;
+      step("pay");
       await options.harness.payPaymentIntent(paymentIntentId);
+      step("paid webhook delivered");
     }
     if (event.data.status === "paid") break;
   }
+  step("resume");
   const resumed: string[] = [];
   for await (const event of buyer.orderEvents(order.id, {
     lastEventId: firstEvent?.id,
@@ -172,6 +182,7 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   }
 
   // --- errors are typed: a stable code, field errors, the request id ------------------------
+  step("errors");
   const missing = await problemOf(
     buyer.api.GET("/v1/buyer/orders/{order_id}", {
       params: { path: { order_id: "00000000-0000-4000-8000-000000000000" } },
@@ -184,10 +195,12 @@ export async function runFlow(options: FlowOptions): Promise<FlowReport> {
   );
 
   // --- log out: the refresh token (body or cookie) no longer works ---------------------------
+  step("logout");
   const last = buyer.session;
   await buyer.logout();
   const stale = createMarketplaceClient({ baseUrl: options.baseUrl, refreshMode: mode, session: last });
   const afterLogout = await problemOf(stale.refresh());
+  step("done");
 
   return {
     vendorCanSell: profile.can_accept_payments,

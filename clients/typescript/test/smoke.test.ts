@@ -20,9 +20,14 @@ after(async () => {
   await stack?.close();
 });
 
-test("the example flow runs against a live server", { timeout: 120_000 }, async () => {
+test("the example flow runs against a live server", { timeout: 120_000 }, async (t) => {
   const baseUrl = Object.values(stack.urls)[0];
   assert.ok(baseUrl);
-  const report = await runFlow({ baseUrl, harness: stack.harness(baseUrl) });
+  const started = Date.now();
+  const report = await runFlow({
+    baseUrl,
+    harness: stack.harness(baseUrl),
+    onStep: (step) => t.diagnostic(`${Date.now() - started} ms: ${step}`),
+  });
   assertFlowReport(report, stack.stripe);
 });

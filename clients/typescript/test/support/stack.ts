@@ -124,6 +124,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         RATE_LIMIT_REGISTER: "1000/minute",
         RATE_LIMIT_LOGIN: "1000/minute",
         LOG_LEVEL: "WARNING",
+        // A stream whose client left ends at its next heartbeat: short, so servers stop quickly.
+        SSE_HEARTBEAT_SECONDS: "1",
         REFRESH_TOKEN_COOKIE: String(mode === "cookie"),
         REFRESH_COOKIE_SECURE: String(options.cookieSecure ?? true),
       };
