@@ -7,6 +7,7 @@ and any unexpected exception in the same shape, without stack traces or secrets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -201,8 +202,13 @@ async def _handle_validation(request: Request, exc: RequestValidationError) -> J
     )
 
 
+# Set on an exception `UnhandledErrorMiddleware` has already logged and answered.
+_RENDERED = "_marketplace_problem_rendered"
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", extra={"path": request.url.path})
+    if not getattr(exc, _RENDERED, False):
+        logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         status=500,
         code="internal_error",
@@ -219,7 +225,8 @@ class UnhandledErrorMiddleware:
     the app adds: that 500 would reach a browser without `Access-Control-Allow-Origin` (a bare
     network error to the page) and without the `X-Request-ID` to quote to support. Installed
     first, this middleware is the innermost one, so its answer passes through CORS, the request id
-    and the access log like any other.
+    and the access log like any other. Then, like ServerErrorMiddleware, it raises the exception
+    again, so the server still logs it and test clients can still raise it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -246,6 +253,9 @@ class UnhandledErrorMiddleware:
                 raise  # a stream failed after its headers: nothing can be rendered any more
             response = await _handle_unexpected(Request(scope), exc)
             await response(scope, receive, send)
+            with contextlib.suppress(AttributeError):
+                setattr(exc, _RENDERED, True)  # logged here, with the request id: not twice
+            raise
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from marketplace_api.deps import AppState
 from marketplace_api.main import create_app
@@ -16,9 +16,7 @@ from marketplace_api.main import create_app
 ORIGIN = "https://shop.example"  # tests.conftest.make_settings allows this one origin
 
 
-@pytest.fixture
-async def browser(app_state: AppState) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with a route that fails unexpectedly; app exceptions would raise in the client."""
+def app_with_a_bug(app_state: AppState) -> FastAPI:
     app = create_app(state=app_state)
     boom = APIRouter()
 
@@ -27,7 +25,16 @@ async def browser(app_state: AppState) -> AsyncIterator[httpx.AsyncClient]:
         raise RuntimeError("unexpected")
 
     app.include_router(boom)
-    transport = httpx.ASGITransport(app=app)  # raise_app_exceptions: nothing may escape
+    return app
+
+
+@pytest.fixture
+async def browser(app_state: AppState) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a route that fails unexpectedly, called from the allowed origin."""
+    app = app_with_a_bug(app_state)
+    # The unexpected exception is raised again after its answer was sent (for the server's log):
+    # the transport returns that answer, as a server would send it.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={"Origin": ORIGIN}
     ) as http:
@@ -81,6 +88,18 @@ async def test_unexpected_error_keeps_the_request_id_the_client_sent(
     response = await browser.get("/boom", headers={"X-Request-ID": "b" * 32})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "b" * 32
+
+
+async def test_unexpected_error_is_logged_once_and_still_raised_for_the_server(
+    app_state: AppState, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = httpx.ASGITransport(app=app_with_a_bug(app_state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        with pytest.raises(RuntimeError, match="unexpected"):
+            await http.get("/boom", headers={"Origin": ORIGIN})
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
 
 
 @pytest.mark.parametrize(
