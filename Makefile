@@ -50,6 +50,10 @@ format: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/marketplace-api export-openapi
+	@# The TypeScript client's types follow the document (its drift check fails otherwise).
+	@if command -v npm >/dev/null 2>&1 && [ -d clients/typescript/node_modules ]; then \
+	  cd clients/typescript && npm run --silent generate; \
+	else echo "TypeScript types not regenerated (no Node.js or no clients/typescript/node_modules)"; fi
 
 clean:
 	rm -rf $(VENV) .marketplace .pytest_cache .mypy_cache .ruff_cache
