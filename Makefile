@@ -21,7 +21,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint format openapi lock lock-check clean
+.PHONY: install run test test-ts lint format openapi lock lock-check clean
 
 $(UV_STAMP):
 	rm -rf $(UV_VENV)
@@ -42,6 +42,25 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory test-ts
+
+# The TypeScript client (clients/typescript): drift + type check, unit and live smoke tests, and the
+# headless-Chromium test when /usr/bin/chromium (or CHROMIUM_PATH) exists. Without Node it says so
+# and passes (CI, where CI=true, fails instead).
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+test-ts:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$${CI:-}" = true ]; then echo "TypeScript client tests: Node.js/npm not found" >&2; exit 1; fi; \
+	  echo "== TypeScript client tests SKIPPED: Node.js/npm not found (the Python tests ran)"; \
+	else \
+	  echo "== TypeScript client (clients/typescript): check, tests"; \
+	  cd clients/typescript && { test -d node_modules || npm ci --no-audit --no-fund; } \
+	    && npm run --silent check && npm test --silent \
+	    && if [ -x "$(CHROMIUM_PATH)" ]; then npm run --silent test:browser; \
+	       elif [ "$${CI:-}" = true ]; then echo "no Chromium at $(CHROMIUM_PATH)" >&2; exit 1; \
+	       else echo "== TypeScript browser test SKIPPED: no Chromium at $(CHROMIUM_PATH) (apt-get install chromium)"; fi; \
+	fi
 
 .PHONY: demo
 demo: $(STAMP)
@@ -58,6 +77,10 @@ format: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/marketplace-api export-openapi
+	@# The TypeScript client's types follow the document (its drift check fails otherwise).
+	@if command -v npm >/dev/null 2>&1 && [ -d clients/typescript/node_modules ]; then \
+	  cd clients/typescript && npm run --silent generate; \
+	else echo "TypeScript types not regenerated (no Node.js or no clients/typescript/node_modules)"; fi
 
 # Re-resolve after pyproject.toml changed, keeping every other locked version; commit uv.lock.
 # Upgrade one package on purpose: make lock LOCK_ARGS="--upgrade-package stripe"
@@ -70,3 +93,4 @@ lock-check: | $(UV_STAMP)
 
 clean:
 	rm -rf $(VENV) $(UV_VENV) .marketplace .pytest_cache .mypy_cache .ruff_cache
+	rm -rf clients/typescript/node_modules clients/typescript/dist

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     access_token_ttl_seconds: int = Field(default=900, ge=60)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300)
+    # Refresh tokens in an HttpOnly, SameSite=Strict cookie scoped to /v1/auth instead of the JSON
+    # body (refresh and logout then need the SPA's Origin and an X-Requested-With header).
+    refresh_token_cookie: bool = False
+    # The cookie's `Secure` flag; false only for http:// development (refused in production).
+    refresh_cookie_secure: bool = True
 
     # --- HTTP -----------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -252,6 +257,8 @@ class Settings(BaseSettings):
         problems.extend(self._unsafe_in_production())
         if self.stripe_simulator == "on":
             problems.append("STRIPE_SIMULATOR=on is for development only (use off or auto)")
+        if not self.refresh_cookie_secure:
+            problems.append("REFRESH_COOKIE_SECURE=false is for http:// development only")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self

@@ -7,6 +7,7 @@ and any unexpected exception in the same shape, without stack traces or secrets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +202,13 @@ async def _handle_validation(request: Request, exc: RequestValidationError) -> J
     )
 
 
+# Set on an exception `UnhandledErrorMiddleware` has already logged and answered.
+_RENDERED = "_marketplace_problem_rendered"
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", extra={"path": request.url.path})
+    if not getattr(exc, _RENDERED, False):
+        logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         status=500,
         code="internal_error",
@@ -211,11 +218,55 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class UnhandledErrorMiddleware:
+    """Renders an exception no handler took as the problem+json 500, inside the other middleware.
+
+    Starlette runs an `Exception` handler in its ServerErrorMiddleware, outside every middleware
+    the app adds: that 500 would reach a browser without `Access-Control-Allow-Origin` (a bare
+    network error to the page) and without the `X-Request-ID` to quote to support. Installed
+    first, this middleware is the innermost one, so its answer passes through CORS, the request id
+    and the access log like any other. Then, like ServerErrorMiddleware, it raises the exception
+    again, so the server still logs it and test clients can still raise it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except StarletteHTTPException:
+            raise  # raised outside the router (e.g. the body limit): its middleware answers
+        except Exception as exc:
+            if started:
+                raise  # a stream failed after its headers: nothing can be rendered any more
+            response = await _handle_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+            with contextlib.suppress(AttributeError):
+                setattr(exc, _RENDERED, True)  # logged here, with the request id: not twice
+            raise
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Register the problem handlers, and `UnhandledErrorMiddleware`: call this before adding any
+    other middleware, so that it is the innermost."""
     # Starlette types handlers as taking `Exception`; each is registered for its own class.
     app.add_exception_handler(ProblemError, _handle_problem)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _handle_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
+    app.add_middleware(UnhandledErrorMiddleware)
+    # Last resort, for a failure inside a middleware itself (outside CORS and the request id).
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 from marketplace_api import __version__
 from marketplace_api.api import health, metrics, operation_id, webhooks
 from marketplace_api.api.v1 import router as v1_router
+from marketplace_api.api.v1.auth.cookies import CSRF_HEADER
 from marketplace_api.config import Environment, Settings, get_settings
 from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
@@ -59,6 +60,24 @@ TAGS = [
     {"name": "admin", "description": "Operator actions: vendors, releases, refunds, events."},
     {"name": "webhooks", "description": "Stripe webhook endpoint (signature-verified)."},
     {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+# What a browser page may send cross-origin (the preflight answers these), and read back.
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Request-ID",
+    CSRF_HEADER,
+]
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "Location",
+    "Idempotent-Replayed",
+    "WWW-Authenticate",
 ]
 
 
@@ -132,15 +151,17 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         app.state.marketplace = state
 
     install_error_handlers(app)
-    # Outermost first: security headers, request id, then access log, CORS and the body limit.
+    # Outermost first: security headers, request id, then access log, CORS, the body limit and
+    # (innermost, added by install_error_handlers) the catch-all that renders unexpected
+    # exceptions as a 500 problem.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
     )
     app.add_middleware(AccessLogMiddleware)
     if tracing_on:  # off: not installed at all

@@ -58,7 +58,7 @@ async def test_buyer_stream_receives_payment_success_within_a_second_from_anothe
     async with open_stream(watcher.base_url, path, buyer.headers) as (response, sse):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         first = await sse.next()
         assert first.retry == 3000
         current = await sse.next_event()
@@ -123,6 +123,7 @@ async def test_vendor_stream_of_own_order_and_another_users_order_is_404(
     path = f"/v1/vendor/orders/{placed.order.id}/events"
     async with open_stream(server.base_url, path, vendor_owner.headers) as (response, sse):
         assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
         current = await sse.next_event()
         assert current.data is not None
         assert current.data["order_id"] == str(placed.order.id)

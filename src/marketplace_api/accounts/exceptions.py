@@ -1,4 +1,4 @@
-from marketplace_api.errors import Conflict, ProblemError, Unauthorized
+from marketplace_api.errors import Conflict, Forbidden, ProblemError, Unauthorized
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -25,3 +25,8 @@ class RoleNotAllowed(ProblemError):
     status = 403
     code = "role_not_allowed"
     title = "Your role cannot use this endpoint"
+
+
+class CsrfCheckFailed(Forbidden):
+    code = "csrf_check_failed"
+    title = "Cross-site request refused"

@@ -33,7 +33,11 @@ class TokenPair(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")
-    refresh_token: str = Field(description="Single-use; each refresh returns a new one.")
+    refresh_token: str | None = Field(
+        default=None,
+        description="Single-use; each refresh returns a new one. Absent in refresh-token cookie "
+        "mode (`REFRESH_TOKEN_COOKIE`), where it travels in an HttpOnly cookie instead.",
+    )
 
 
 class RefreshRequest(BaseModel):

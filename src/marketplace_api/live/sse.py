@@ -121,5 +121,7 @@ async def _all_after(
         after_id = batch[-1].event_id
 
 
-# Response headers: no caching, and no buffering by proxies (nginx honours X-Accel-Buffering).
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Response headers: nothing stored by any cache, and no buffering by proxies (nginx honours
+# X-Accel-Buffering). `no-store`, not `no-cache`: with `no-cache` Chromium sent a fetch() reconnect
+# carrying `Last-Event-ID` twice (a cache revalidation), opening two streams.
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from marketplace_api.accounts import service
 from marketplace_api.accounts.exceptions import (
+    CsrfCheckFailed,
     EmailAlreadyRegistered,
     InvalidAccessToken,
     InvalidCredentials,
@@ -13,6 +15,7 @@ from marketplace_api.accounts.exceptions import (
 )
 from marketplace_api.accounts.models import Role
 from marketplace_api.accounts.schemas import RefreshRequest, TokenPair, UserCreate, UserRead
+from marketplace_api.api.v1.auth import cookies
 from marketplace_api.api.v1.auth.forms import LoginForm
 from marketplace_api.deps import (
     AppStateDep,
@@ -47,15 +50,25 @@ async def register(body: UserCreate, session: SessionDep) -> UserRead:
     return UserRead.model_validate(user)
 
 
+_COOKIE_MODE = (
+    " In refresh-token cookie mode (`REFRESH_TOKEN_COOKIE=true`) the refresh token is not in the"
+    " JSON body: it travels in an HttpOnly cookie (path `/v1/auth`), and the request needs an"
+    " allowed `Origin` and an `X-Requested-With` header (`csrf_check_failed` otherwise)."
+)
+
+
 @router.post(
     "/token",
     summary="Log in (OAuth2 password flow): e-mail as `username`",
-    description="Returns a short-lived access token and a single-use refresh token.",
+    description="Returns a short-lived access token and a single-use refresh token."
+    " In refresh-token cookie mode the refresh token is set as an HttpOnly cookie instead.",
     responses=problem_responses(InvalidCredentials, RateLimited),
     dependencies=[Depends(limit_login_attempts)],
+    response_model_exclude_none=True,
 )
 async def token(
     form: Annotated[LoginForm, Depends()],
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     state: AppStateDep,
@@ -65,26 +78,65 @@ async def token(
     except InvalidCredentials:
         await count_failed_login(state, form.username)
         raise
-    return await service.issue_tokens(session, settings, user)
+    return cookies.deliver(response, settings, await service.issue_tokens(session, settings, user))
+
+
+def _missing_body() -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+    )
 
 
 @router.post(
     "/refresh",
     summary="Exchange a refresh token for a new token pair (the old one stops working)",
-    responses=problem_responses(InvalidRefreshToken, RateLimited),
+    description="JSON-body mode: send `refresh_token`." + _COOKIE_MODE,
+    responses=problem_responses(InvalidRefreshToken, CsrfCheckFailed, RateLimited),
     dependencies=[rate_limit("refresh")],
+    response_model_exclude_none=True,
 )
-async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
-    return await service.rotate_refresh_token(session, settings, body.refresh_token)
+async def refresh(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Annotated[RefreshRequest | None, Body()] = None,
+) -> TokenPair:
+    if settings.refresh_token_cookie:
+        token = cookies.cookie_token(request, settings)
+        if token is None:
+            raise InvalidRefreshToken("No refresh-token cookie was sent.")
+    elif body is None:
+        raise _missing_body()
+    else:
+        token = body.refresh_token
+    pair = await service.rotate_refresh_token(session, settings, token)
+    return cookies.deliver(response, settings, pair)
 
 
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke a refresh token and every token rotated from it",
+    description="JSON-body mode: send `refresh_token`." + _COOKIE_MODE + " The cookie is cleared.",
+    responses=problem_responses(CsrfCheckFailed),
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> None:
-    await service.revoke_refresh_token(session, body.refresh_token)
+async def logout(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Annotated[RefreshRequest | None, Body()] = None,
+) -> None:
+    if settings.refresh_token_cookie:
+        token = cookies.cookie_token(request, settings)
+        cookies.clear(response, settings)
+    elif body is None:
+        raise _missing_body()
+    else:
+        token = body.refresh_token
+    if token is not None:
+        await service.revoke_refresh_token(session, token)
 
 
 @router.get(
