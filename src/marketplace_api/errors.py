@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -200,7 +202,54 @@ async def _handle_validation(request: Request, exc: RequestValidationError) -> J
     )
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+
+# Seconds a client should wait after losing the database (a restart takes a few seconds).
+DATABASE_RETRY_AFTER = 2
+
+
+def _lost_database(exc: BaseException) -> bool:
+    """The database connection was lost or refused (restart, failover, connection limit), as
+    opposed to a bug: the request may be retried once the database is back."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.TimeoutError):  # no pool connection within pool_timeout
+            return True
+        if isinstance(
+            current,
+            asyncpg.PostgresConnectionError  # includes ConnectionDoesNotExistError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError
+            | asyncpg.AdminShutdownError
+            | asyncpg.CrashShutdownError
+            | ConnectionError  # refused, reset, aborted
+            | OSError,  # connect(): unreachable host, no socket
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if _lost_database(exc):
+        logger.warning(
+            "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
+        return problem_response(
+            status=DatabaseUnavailable.status,
+            code=DatabaseUnavailable.code,
+            title=DatabaseUnavailable.title,
+            detail="The database cannot be reached right now; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         status=500,
