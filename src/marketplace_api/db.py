@@ -47,11 +47,14 @@ class Timestamps:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, pre_ping: bool = False
+) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_pre_ping=pre_ping,
         # No pre-ping (a round trip per checkout); connections are recycled instead, and a
         # connection that died is discarded on its first error.
         pool_recycle=1800,

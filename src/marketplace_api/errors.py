@@ -237,19 +237,23 @@ def _lost_database(exc: BaseException) -> bool:
     return False
 
 
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    logger.warning(
+        "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    return problem_response(
+        status=DatabaseUnavailable.status,
+        code=DatabaseUnavailable.code,
+        title=DatabaseUnavailable.title,
+        detail="The database cannot be reached right now; retry shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     if _lost_database(exc):
-        logger.warning(
-            "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
-        )
-        return problem_response(
-            status=DatabaseUnavailable.status,
-            code=DatabaseUnavailable.code,
-            title=DatabaseUnavailable.title,
-            detail="The database cannot be reached right now; retry shortly.",
-            instance=request.url.path,
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
-        )
+        return _database_unavailable(request, exc)
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         status=500,
@@ -260,11 +264,25 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Exceptions that may mean a lost database, handled inside the middleware stack (so the 503
+# carries the request id and CORS headers like any other answer); others of these classes
+# (an IntegrityError nobody caught) are still a 500.
+_DATABASE_ERRORS = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Starlette types handlers as taking `Exception`; each is registered for its own class.
     app.add_exception_handler(ProblemError, _handle_problem)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _handle_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
+    for database_error in _DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _handle_unexpected)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

@@ -99,6 +99,9 @@ async def run_worker(
                     "job worker stopped on its own (database lost?); restarting",
                     extra={"worker": name, "delay_seconds": delay},
                 )
+                # The tasks' pooled connections most likely died with the database's sessions:
+                # drop them, so the first jobs after the restart do not fail on them.
+                await jobs.engine.dispose()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                     return
