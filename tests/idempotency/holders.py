@@ -3,7 +3,9 @@ its own, exactly as `run_idempotent` takes it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -25,5 +27,20 @@ async def hold_key(
             {"lock_id": lock_id(user_id, key)},
         )
         assert held
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
         yield connection
         await connection.invalidate()  # closed, not returned to the pool
+    await _backend_gone(engine, pid)
+
+
+async def _backend_gone(engine: AsyncEngine, pid: int) -> None:
+    """Wait until PostgreSQL has ended the closed connection's backend (and its locks): it does
+    so as soon as it reads the end of the connection, a moment after the client closed it."""
+    deadline = time.monotonic() + 10
+    async with engine.connect() as connection:
+        while await connection.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ):
+            assert time.monotonic() < deadline, "the closed connection's backend lives on"
+            await connection.rollback()
+            await asyncio.sleep(0.01)
