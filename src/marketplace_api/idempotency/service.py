@@ -73,7 +73,9 @@ class IdempotencyContext:
         await session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.id == self.record_id)
-            .values(resource_ids=IdempotencyKey.resource_ids.op("||")(sa_array(list(resource_ids))))
+            .values(
+                resource_ids=IdempotencyKey.resource_ids.op("||")(_uuid_array(list(resource_ids)))
+            )
         )
         self.resource_ids.extend(resource_ids)
         if crashpoints.enabled():
@@ -85,7 +87,7 @@ class IdempotencyContext:
             )
 
 
-def sa_array(ids: list[uuid.UUID]) -> Any:
+def _uuid_array(ids: list[uuid.UUID]) -> Any:
     return cast(literal(ids, ARRAY(Uuid())), ARRAY(Uuid()))
 
 
