@@ -44,9 +44,12 @@ def main() -> None:
     import stripe
     import uvicorn  # noqa: F401
 
-    import marketplace_api.main  # noqa: F401
+    from marketplace_api.config import Settings
+    from marketplace_api.main import create_app
 
     stripe.StripeClient("sk_test_warmup").v1.refunds  # noqa: B018 - loads the lazy modules
+    # The first app built in a process pays for lazy imports (about a second); later ones not.
+    create_app(Settings(_env_file=None, environment="test", database_url="postgresql://warm/up"))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
