@@ -4,7 +4,10 @@ restarting the worker — the standalone one (`marketplace-api worker`) and the 
 (`marketplace-api serve` on the embedded database) alike.
 
 The database is a throwaway server of this test (own port and data directory), stopped with
-`pg_ctl -m fast` (every session ended, as in a restart or failover) and started again.
+`pg_ctl -m fast` (every session ended, as in a restart or failover) and started again. Whether
+procrastinate's worker notices the outage (and is restarted by `run_worker`, see
+`test_worker_supervisor.py`) or rides it out depends on when it next talks to the database; either
+way the job deferred after the restart must run.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,6 @@ from sqlalchemy.pool import NullPool
 
 from marketplace_api import migrations
 from marketplace_api.accounts.models import Role, User
-from marketplace_api.jobs import worker as worker_module
 from marketplace_api.jobs.app import app as jobs_app
 from marketplace_api.jobs.context import jobs_context
 from marketplace_api.jobs.enqueue import enqueue
@@ -110,7 +111,7 @@ OUTAGE = 2.0  # seconds the database stays down
 
 @pytest.mark.parametrize("worker_kind", ["standalone", "in_process"])
 async def test_api_and_worker_ride_out_a_database_restart(
-    postgres: ThrowawayPostgres, worker_kind: str, monkeypatch: pytest.MonkeyPatch
+    postgres: ThrowawayPostgres, worker_kind: str
 ) -> None:
     url = postgres.url()
     db = create_async_engine(url, poolclass=NullPool)  # the test's own, fresh connections
@@ -123,14 +124,7 @@ async def test_api_and_worker_ride_out_a_database_restart(
     settings = make_settings(
         url, rate_limit_enabled=False, run_worker_in_process=worker_kind == "in_process"
     )
-    runs: list[float] = []  # each start of procrastinate's worker by the supervisor
-    run_once = worker_module._run_once
 
-    async def counted(*args: Any, **kwargs: Any) -> None:
-        runs.append(time.monotonic())
-        await run_once(*args, **kwargs)
-
-    monkeypatch.setattr(worker_module, "_run_once", counted)
     standalone = (
         asyncio.create_task(
             run_worker(
@@ -190,8 +184,6 @@ async def test_api_and_worker_ride_out_a_database_restart(
     # The pool discards the connections the restart killed by itself: at most one failed
     # request per pooled connection before the first success.
     assert len(after) <= settings.db_pool_size + 1
-    if worker_kind == "standalone":  # polling every 0.5 s, it lost the database and was restarted
-        assert len(runs) >= 2
 
 
 async def _is(engine: AsyncEngine, user_id: uuid.UUID, value: str) -> bool:
