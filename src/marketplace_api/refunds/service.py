@@ -364,16 +364,15 @@ async def refund_payment(
         .scalars()
         .all()
     )
-    bound_orders = set(
-        (
-            await session.execute(
-                select(Refund.order_id).where(
-                    Refund.id.in_(idempotency.resource_ids if idempotency else [])
-                )
-            )
+    bound = idempotency.resource_ids if idempotency is not None else []
+    bound_orders = (
+        set(
+            (await session.execute(select(Refund.order_id).where(Refund.id.in_(bound))))
+            .scalars()
+            .all()
         )
-        .scalars()
-        .all()
+        if bound
+        else set()
     )
     await session.commit()
     if data.order_id is not None:
