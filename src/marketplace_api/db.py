@@ -49,13 +49,16 @@ class Timestamps:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, pre_ping: bool = False
+) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        # No pre-ping (a round trip per checkout); connections are recycled instead, and a
-        # connection that died is discarded on its first error.
+        pool_pre_ping=pre_ping,
+        # No pre-ping on the API (a round trip per checkout); connections are recycled instead,
+        # and a connection that died is discarded on its first error.
         pool_recycle=1800,
         # Statement parameters hold password hashes, tokens' digests and e-mails: never put them
         # in an exception's message (which reaches the logs).

@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -206,7 +208,58 @@ async def _handle_validation(request: Request, exc: RequestValidationError) -> J
 _RENDERED = "_marketplace_problem_rendered"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+
+# Seconds a client should wait after losing the database (a restart takes a few seconds).
+DATABASE_RETRY_AFTER = 2
+
+
+def _lost_database(exc: BaseException) -> bool:
+    """The database connection was lost or refused (restart, failover, connection limit), as
+    opposed to a bug: the request may be retried once the database is back."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.TimeoutError):  # no pool connection within pool_timeout
+            return True
+        if isinstance(
+            current,
+            asyncpg.PostgresConnectionError  # includes ConnectionDoesNotExistError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError
+            | asyncpg.AdminShutdownError
+            | asyncpg.CrashShutdownError
+            | ConnectionError  # refused, reset, aborted
+            | OSError,  # connect(): unreachable host, no socket
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    logger.warning(
+        "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+    )
+    return problem_response(
+        status=DatabaseUnavailable.status,
+        code=DatabaseUnavailable.code,
+        title=DatabaseUnavailable.title,
+        detail="The database cannot be reached right now; retry shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if _lost_database(exc):
+        return _database_unavailable(request, exc)
     if not getattr(exc, _RENDERED, False):
         logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
@@ -258,6 +311,18 @@ class UnhandledErrorMiddleware:
             raise
 
 
+# Exceptions that may mean a lost database, handled inside the middleware stack (so the 503
+# carries the request id and CORS headers like any other answer); others of these classes
+# (an IntegrityError nobody caught) are still a 500.
+_DATABASE_ERRORS = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem handlers, and `UnhandledErrorMiddleware`: call this before adding any
     other middleware, so that it is the innermost."""
@@ -266,6 +331,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _handle_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
     app.add_middleware(UnhandledErrorMiddleware)
+    for database_error in _DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _handle_unexpected)
     # Last resort, for a failure inside a middleware itself (outside CORS and the request id).
     app.add_exception_handler(Exception, _handle_unexpected)
 

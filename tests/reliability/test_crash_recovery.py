@@ -11,17 +11,16 @@ object, which the mocks model by deriving the id from the key), and that the mon
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 import respx
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
-from marketplace_api.idempotency.models import IdempotencyKey
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment, PaymentStatus
@@ -41,6 +40,7 @@ from marketplace_api.transfers.models import (
 from marketplace_api.vendors.models import Vendor
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, form, ok
+from tests.idempotency.holders import hold_key
 from tests.ledger.factories import (
     ALLOW_STRIPE_FORM_WARNING,
     NOW,
@@ -88,6 +88,7 @@ async def count(session: AsyncSession, model: type) -> int:
 
 async def test_checkout_crash_after_the_intent_is_created_is_resumed_by_the_clients_retry(
     client: httpx.AsyncClient,
+    engine: AsyncEngine,
     session: AsyncSession,
     buyer: AuthUser,
     stripe_api: respx.MockRouter,
@@ -111,23 +112,12 @@ async def test_checkout_crash_after_the_intent_is_created_is_resumed_by_the_clie
     ).scalar_one()
     assert payment.status is PaymentStatus.requires_payment
     assert payment.stripe_payment_intent_id is None  # the answer was lost
-    # A dead process never unlocks its Idempotency-Key: a retry at once is told to wait ...
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == buyer_id)
-        .values(locked_at=datetime.now(UTC))
-    )
-    await session.commit()
-    busy = await client.post("/v1/buyer/orders", json=body, headers=headers)
+    # While another process holds the key (its lock connection is alive), a retry is told to
+    # wait; once that process is gone (its connection closed), the retry takes over at once.
+    async with hold_key(engine, buyer_id, headers["Idempotency-Key"]):
+        busy = await client.post("/v1/buyer/orders", json=body, headers=headers)
     assert busy.status_code == 409
     assert busy.json()["code"] == "idempotency_key_in_use"
-    # ... and once the lock is older than LOCK_TIMEOUT, the retry takes over and resumes.
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == buyer_id)
-        .values(locked_at=datetime.now(UTC) - timedelta(minutes=3))
-    )
-    await session.commit()
 
     retried = await client.post("/v1/buyer/orders", json=body, headers=headers)
 

@@ -3213,7 +3213,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer; another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
                 "Idempotency-Key"?: string | null;
             };
             path?: never;
@@ -3378,7 +3378,10 @@ export interface operations {
     "buyer-cancel_order": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_id: string;
             };
@@ -3422,7 +3425,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict (`order_not_cancellable`, `stripe_permission_denied`) */
+            /** @description Conflict (`order_not_cancellable`, `idempotency_key_in_use`, `stripe_permission_denied`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3463,7 +3466,10 @@ export interface operations {
     "buyer-create_checkout_session": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_id: string;
             };
@@ -3507,7 +3513,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict (`payment_not_payable`, `stripe_permission_denied`) */
+            /** @description Conflict (`payment_not_payable`, `idempotency_key_in_use`, `stripe_permission_denied`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3615,7 +3621,10 @@ export interface operations {
     "buyer-confirm_delivery": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_id: string;
             };
@@ -3659,7 +3668,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict (`order_not_shipped`, `order_not_releasable`) */
+            /** @description Conflict (`order_not_shipped`, `order_not_releasable`, `idempotency_key_in_use`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3691,7 +3700,10 @@ export interface operations {
     "buyer-create_refund_request": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_id: string;
             };
@@ -3748,7 +3760,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict (`refund_request_exists`, `nothing_to_refund`) */
+            /** @description Conflict (`refund_request_exists`, `nothing_to_refund`, `idempotency_key_in_use`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4051,7 +4063,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer; another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
                 "Idempotency-Key"?: string | null;
             };
             path: {
@@ -5467,7 +5479,10 @@ export interface operations {
     "admin-release_order": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 order_id: string;
             };
@@ -5511,7 +5526,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict (`order_not_held`, `order_not_releasable`, `order_disputed`) */
+            /** @description Conflict (`order_not_held`, `order_not_releasable`, `order_disputed`, `idempotency_key_in_use`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5602,7 +5617,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer; another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
+                /** @description Any unique string (e.g. a UUID) per logical request. Retrying with the same key and body replays the first answer, or — if the first attempt died or failed with a 5xx — resumes what it created (never creating it twice); another body → 422 `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`. Kept at least 24 hours. */
                 "Idempotency-Key"?: string | null;
             };
             path: {

@@ -3,7 +3,12 @@
 
 /** POST paths (OpenAPI templates) that accept an `Idempotency-Key` header. */
 export const IDEMPOTENT_POSTS: readonly string[] = [
+  "/v1/admin/orders/{order_id}/release",
   "/v1/admin/payments/{payment_id}/refunds",
   "/v1/buyer/orders",
+  "/v1/buyer/orders/{order_id}/cancel",
+  "/v1/buyer/orders/{order_id}/checkout-session",
+  "/v1/buyer/orders/{order_id}/confirm-delivery",
+  "/v1/buyer/orders/{order_id}/refund-requests",
   "/v1/vendor/orders/{order_id}/refunds"
 ];

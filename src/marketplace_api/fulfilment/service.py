@@ -26,6 +26,7 @@ from marketplace_api.fulfilment.schemas import (
     VendorOrderPage,
     VendorOrderRead,
 )
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
@@ -252,9 +253,11 @@ async def confirm_delivery(
     order_id: uuid.UUID,
     *,
     now: datetime,
+    idempotency: IdempotencyContext | None = None,
 ) -> DeliveryOutcome:
     """shipped → delivered (again: no change), then, for a separate charge, release the vendor's
-    share — unless a dispute or the buyer's own refund request is open."""
+    share — unless a dispute or the buyer's own refund request is open. The transfer is bound to
+    an API Idempotency-Key like an admin release's."""
     order = await get_buyer_order(session, buyer_id, order_id)
     await session.execute(
         update(Order)
@@ -276,7 +279,13 @@ async def confirm_delivery(
         raise StripeNotConfigured()
     try:
         transfer = await transfers.release_order(
-            session, gateway, order.id, trigger=ReleaseTrigger.buyer, now=now, actor_id=buyer_id
+            session,
+            gateway,
+            order.id,
+            trigger=ReleaseTrigger.buyer,
+            now=now,
+            actor_id=buyer_id,
+            idempotency=idempotency,
         )
     except (OrderDisputed, RefundRequestOpen) as exc:
         await session.rollback()

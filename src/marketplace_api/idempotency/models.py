@@ -1,10 +1,11 @@
 """The API's own `Idempotency-Key` records (per user), Stripe's semantics.
 
-A record is created by the first request with a key. While that request runs it is locked
-(`locked_at`); its final answer (status and body) is stored and replayed to every later request
-with the same key and the same fingerprint. `resource_id` is the recovery point: the row the first
-attempt committed (e.g. the payment), so a retry after a transient failure resumes it instead of
-starting over.
+A record is created by the first request with a key. While that request runs, it holds a
+PostgreSQL advisory lock on the key (`locked_at` only records when it started); its final answer
+(status and body) is stored and replayed to every later request with the same key and the same
+fingerprint. `resource_ids` are the recovery point: every row the request created (the payment of
+a checkout, the refunds of an admin refund, ...), each appended in the transaction that created
+it, so a retry after a crash resumes them instead of creating others.
 """
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, SmallInteger, String, UniqueConstraint, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base, UUIDPrimaryKey
@@ -33,7 +44,9 @@ class IdempotencyKey(UUIDPrimaryKey, Base):
     request_path: Mapped[str] = mapped_column(String(500))
     request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and body
     locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resource_id: Mapped[uuid.UUID | None]
+    resource_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(Uuid()), server_default=text("'{}'::uuid[]")
+    )
     response_status: Mapped[int | None] = mapped_column(SmallInteger)
     response_body: Mapped[Any | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,18 +1,24 @@
 """`Idempotency-Key` for the API's own clients, with Stripe's semantics, per user.
 
-* First request with a key: a record is inserted and locked while the request runs.
+* First request with a key: a record is inserted; while the request runs it holds the key's
+  PostgreSQL advisory lock (a transaction-level lock on a connection of its own), which dies
+  with its holder: a crashed process's key is free again as soon as PostgreSQL sees its
+  connection close (at once for a killed process), and a live holder, however slow, is never
+  pre-empted (no lease to outlive).
 * Same key, same request (method, path and canonical JSON body): the stored answer is replayed
   (header `Idempotent-Replayed: true`), whatever happened since; nothing runs again.
 * Same key, another request: 422 `idempotency_key_reused`.
-* Same key while the first request is still running: 409 `idempotency_key_in_use` (a lock older
-  than `LOCK_TIMEOUT` is considered abandoned by a crashed process and taken over).
+* Same key while the first request is still running: 409 `idempotency_key_in_use`.
+* What the request creates is bound to the key in the transaction that creates it
+  (`IdempotencyContext.bind`): the record's `resource_ids`. A retry after a crash or a 5xx gets
+  them back (`context.resource_ids`) and resumes those rows; it never creates a second one.
 * Answers are stored when final: 2xx and 4xx. A 5xx (e.g. Stripe unavailable) is not stored: the
-  key is unlocked and the next retry runs again, resuming from the recovery point
-  (`resource_id`, e.g. the payment the first attempt committed) instead of starting over.
+  key is unlocked and the next retry runs again, resuming from the bound resources.
 * Records are kept `RETENTION` (24 h) at least; `prune_idempotency_keys` deletes older ones.
 
-Reuse for any money-moving POST: `run_idempotent(session, user_id=..., key=..., method=...,
-path=..., body=..., status_code=201, handler=...)` from the router (see `api/v1/buyer/orders.py`).
+Routers use the `Idempotent` dependency of `idempotency/http.py` (`await idem.run(user_id, body,
+handler, status_code=201)`); the handler passes the context down to the service that creates the
+rows.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import cast, delete, event, literal, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.types import Uuid
 
+from marketplace_api import crashpoints
 from marketplace_api.errors import ProblemError, problem_response
 from marketplace_api.idempotency.exceptions import (
     IdempotencyKeyInUse,
@@ -39,7 +47,6 @@ from marketplace_api.idempotency.exceptions import (
 from marketplace_api.idempotency.models import IdempotencyKey
 
 RETENTION = timedelta(hours=24)
-LOCK_TIMEOUT = timedelta(minutes=2)
 MAX_KEY_LENGTH = 255
 
 
@@ -53,22 +60,83 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 @dataclass
 class IdempotencyContext:
     record_id: uuid.UUID
-    resource_id: uuid.UUID | None
+    resource_ids: list[uuid.UUID]
 
-    async def bind_resource(self, session: AsyncSession, resource_id: uuid.UUID) -> None:
-        """Record the recovery point in the caller's transaction (atomic with the resource)."""
+    @property
+    def resource_id(self) -> uuid.UUID | None:
+        """The first bound resource (routes that create one row)."""
+        return self.resource_ids[0] if self.resource_ids else None
+
+    async def bind(self, session: AsyncSession, *resource_ids: uuid.UUID) -> None:
+        """Bind rows the request creates to its key, in the caller's transaction (atomic with
+        the rows: both are committed, or neither)."""
         await session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.id == self.record_id)
-            .values(resource_id=resource_id)
+            .values(
+                resource_ids=IdempotencyKey.resource_ids.op("||")(_uuid_array(list(resource_ids)))
+            )
         )
-        self.resource_id = resource_id
+        self.resource_ids.extend(resource_ids)
+        if crashpoints.enabled():
+            event.listen(
+                session.sync_session,
+                "after_commit",
+                lambda _: crashpoints.reached("resource_committed"),
+                once=True,
+            )
+
+
+def _uuid_array(ids: list[uuid.UUID]) -> Any:
+    return cast(literal(ids, ARRAY(Uuid())), ARRAY(Uuid()))
 
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     status: int
     body: Any
+
+
+def lock_id(user_id: uuid.UUID, key: str) -> int:
+    """The key's advisory lock id: 64 bits of sha256 (a collision only makes a request wait)."""
+    digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _engine_of(session: AsyncSession) -> AsyncEngine:
+    bind = session.bind
+    if isinstance(bind, AsyncConnection):
+        return bind.engine
+    if isinstance(bind, AsyncEngine):
+        return bind
+    raise RuntimeError("an idempotent request needs a session bound to one engine")
+
+
+async def _lock(engine: AsyncEngine, user_id: uuid.UUID, key: str) -> AsyncConnection:
+    """Take the key's transaction-level advisory lock on a connection of its own, and keep that
+    transaction open while the request runs. The lock ends with the transaction: when the request
+    ends (rollback), when the connection goes back to the pool (its reset rolls back), and when
+    the process or its connection dies (PostgreSQL ends the backend). 409 when it is held."""
+    connection = await engine.connect()
+    try:
+        held = await connection.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:lock_id)"),
+            {"lock_id": lock_id(user_id, key)},
+        )
+    except BaseException:
+        await connection.close()
+        raise
+    if not held:
+        await connection.close()
+        raise IdempotencyKeyInUse()
+    return connection
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    try:
+        await connection.rollback()
+    finally:
+        await connection.close()
 
 
 async def acquire(
@@ -81,9 +149,8 @@ async def acquire(
     request_hash: str,
     now: datetime,
 ) -> IdempotencyContext | StoredResponse:
-    """Lock the key for this request (committed), or return the stored answer to replay."""
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidIdempotencyKey(f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} characters.")
+    """With the key's lock held by the caller: create or read its record (committed), or return
+    the stored answer to replay."""
     await session.execute(
         insert(IdempotencyKey)
         .values(
@@ -111,8 +178,8 @@ async def acquire(
         record.request_method, record.request_path = method.upper(), path
         record.request_hash, record.created_at = request_hash, now
         record.expires_at = now + RETENTION
-        record.response_status = record.response_body = record.resource_id = None
-        record.locked_at = None
+        record.response_status = record.response_body = None
+        record.resource_ids = []
     if record.request_hash != request_hash:
         await session.rollback()
         raise IdempotencyKeyReused()
@@ -120,11 +187,8 @@ async def acquire(
         stored = StoredResponse(record.response_status, record.response_body)
         await session.rollback()
         return stored
-    if record.locked_at is not None and record.locked_at > now - LOCK_TIMEOUT:
-        await session.rollback()
-        raise IdempotencyKeyInUse()
-    record.locked_at = now
-    context = IdempotencyContext(record.id, record.resource_id)
+    record.locked_at = now  # when the current (or last) attempt started; informative only
+    context = IdempotencyContext(record.id, list(record.resource_ids))
     await session.commit()
     return context
 
@@ -136,14 +200,6 @@ async def complete(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == context.record_id)
         .values(response_status=status, response_body=body, locked_at=None)
-    )
-    await session.commit()
-
-
-async def release(session: AsyncSession, context: IdempotencyContext) -> None:
-    """Unlock without an answer: the next retry runs again from the recovery point."""
-    await session.execute(
-        update(IdempotencyKey).where(IdempotencyKey.id == context.record_id).values(locked_at=None)
     )
     await session.commit()
 
@@ -182,45 +238,50 @@ async def run_idempotent(
     handler: Handler,
     now: datetime | None = None,
 ) -> IdempotentResult:
-    """Run `handler` at most once per (user, key); see the module docstring. A ProblemError of
-    the handler is re-raised after its answer is stored (4xx) or the key unlocked (5xx)."""
+    """Run `handler` at most once per (user, key) to a final answer; see the module docstring.
+    A ProblemError of the handler is re-raised after its answer is stored (4xx); after a 5xx or
+    any other exception the key is simply unlocked, its bound resources kept for the retry."""
     if key is None:
         result = await handler(None)
         return IdempotentResult(status_code, result.model_dump(mode="json"), replayed=False)
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidIdempotencyKey(f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} characters.")
     now = now or datetime.now(UTC)
-    acquired = await acquire(
-        session,
-        user_id=user_id,
-        key=key,
-        method=method,
-        path=path,
-        request_hash=fingerprint(method, path, body),
-        now=now,
-    )
-    if isinstance(acquired, StoredResponse):
-        return IdempotentResult(acquired.status, acquired.body, replayed=True)
+    lock = await _lock(_engine_of(session), user_id, key)
     try:
-        result = await handler(acquired)
-    except ProblemError as exc:
-        await session.rollback()
-        if exc.status < 500:
-            await complete(session, acquired, exc.status, _problem_body(exc, path))
-        else:
-            await release(session, acquired)
-        raise
-    except BaseException:
-        await session.rollback()
-        await release(session, acquired)
-        raise
-    payload = result.model_dump(mode="json")
-    await complete(session, acquired, status_code, payload)
-    return IdempotentResult(status_code, payload, replayed=False)
+        acquired = await acquire(
+            session,
+            user_id=user_id,
+            key=key,
+            method=method,
+            path=path,
+            request_hash=fingerprint(method, path, body),
+            now=now,
+        )
+        if isinstance(acquired, StoredResponse):
+            return IdempotentResult(acquired.status, acquired.body, replayed=True)
+        try:
+            result = await handler(acquired)
+        except ProblemError as exc:
+            await session.rollback()
+            if exc.status < 500:
+                await complete(session, acquired, exc.status, _problem_body(exc, path))
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        payload = result.model_dump(mode="json")
+        await complete(session, acquired, status_code, payload)
+        crashpoints.reached("answer_stored")
+        return IdempotentResult(status_code, payload, replayed=False)
+    finally:
+        await _unlock(lock)
 
 
 async def prune_idempotency_keys(session: AsyncSession, older_than: datetime) -> int:
     """Delete keys created before `older_than` (never younger than `RETENTION`: the cut-off is
-    clamped to now - 24 h), except ones still locked by a running request. Returns how many were
-    deleted; commits. For the periodic job."""
+    clamped to now - 24 h), except ones whose request started after the cut-off. Returns how many
+    were deleted; commits. For the periodic job."""
     cutoff = min(older_than, datetime.now(UTC) - RETENTION)
     result = await session.execute(
         delete(IdempotencyKey)

@@ -27,7 +27,11 @@ class JobsContext:
 
     @classmethod
     def create(cls, settings: Settings, database_url: str, *, pool_size: int = 5) -> JobsContext:
-        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size)
+        # Pre-ping: a job may run long after the pooled connection was last used (a database
+        # restart in between would fail the job on it); a round trip per job is cheap.
+        engine = create_engine(
+            database_url, pool_size=pool_size, max_overflow=pool_size, pre_ping=True
+        )
         client = build_stripe_client(settings)
         return cls(
             settings=settings,

@@ -237,7 +237,7 @@ async def place_checkout(
     await session.flush()
     session.add_all(items)
     if idempotency is not None:
-        await idempotency.bind_resource(session, payment_id)
+        await idempotency.bind(session, payment_id)
     await session.flush()
     # Last before COMMIT: the reservation's row lock on each listing is held for one round trip,
     # so buyers of a popular listing queue behind each other as briefly as possible.

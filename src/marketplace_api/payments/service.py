@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import Settings
 from marketplace_api.errors import ProblemError
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.payments import intents
@@ -263,6 +264,7 @@ async def create_checkout_session(
     *,
     customer_email: str | None,
     now: datetime,
+    idempotency: IdempotencyContext | None = None,
 ) -> CheckoutSessionResult:
     """A Stripe Checkout Session for the whole payment (all its orders: a multi-vendor cart is
     paid at once, whichever of its orders the buyer named).
@@ -273,6 +275,8 @@ async def create_checkout_session(
     session that is not about to expire is returned again. Attempt `n` uses the idempotency key
     `payment:<id>:checkout_session:<n>` and its planned expiry is stored before the call, so a
     retry after a timeout sends identical parameters and Stripe answers with the same session.
+    With an API Idempotency-Key, the payment is bound to it in the transaction that plans the
+    attempt; a retry of the key runs this again and lands on the same attempt.
     """
     locked = await lock_payment(session, payment.id)
     if locked is None or locked.status not in PAYABLE_STATUSES:
@@ -327,6 +331,8 @@ async def create_checkout_session(
         )
     ).scalars()
     line_items = [(i.title, i.unit_amount, i.quantity) for i in items]
+    if idempotency is not None and payment.id not in idempotency.resource_ids:
+        await idempotency.bind(session, payment.id)
     await session.commit()
 
     base = settings.frontend_url.rstrip("/")

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
@@ -30,18 +31,40 @@ async def create_refund_request(
     data: RefundRequestCreate,
     *,
     now: datetime,
+    idempotency: IdempotencyContext | None = None,
 ) -> RefundRequest:
+    """Open a request. With an API Idempotency-Key the request is bound to the key in its own
+    transaction, and a retry of the key answers that request (not 409 `refund_request_exists`)."""
     from marketplace_api.fulfilment.service import get_buyer_order
 
+    if idempotency is not None and idempotency.resource_ids:
+        bound = (
+            await session.execute(
+                select(RefundRequest).where(
+                    RefundRequest.id.in_(idempotency.resource_ids),
+                    RefundRequest.order_id == order_id,
+                    RefundRequest.buyer_id == buyer_id,
+                )
+            )
+        ).scalar_one_or_none()
+        await session.commit()
+        if bound is not None:
+            return bound
     order = await get_buyer_order(session, buyer_id, order_id)
     if order.status not in REQUESTABLE_STATUSES:
         raise NothingToRefund(f"The order is {order.status.value}; there is nothing to refund.")
     if data.amount is not None and data.amount > order.amount - order.amount_refunded:
         raise NothingToRefund("The amount is more than what is left to refund on the order.")
     request = RefundRequest(
-        order_id=order.id, buyer_id=buyer_id, reason=data.reason, amount=data.amount
+        id=uuid.uuid4(),
+        order_id=order.id,
+        buyer_id=buyer_id,
+        reason=data.reason,
+        amount=data.amount,
     )
     session.add(request)
+    if idempotency is not None:
+        await idempotency.bind(session, request.id)
     try:
         await session.commit()  # the partial unique index allows one open request per order
     except IntegrityError:

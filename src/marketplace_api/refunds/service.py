@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.errors import ProblemError
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
@@ -86,9 +87,19 @@ async def create_refund(
     actor_id: uuid.UUID | None,
     now: datetime,
     vendor_user_id: uuid.UUID | None = None,
+    idempotency: IdempotencyContext | None = None,
 ) -> Refund:
-    """Reserve, then make the refund. `vendor_user_id` limits it to that vendor's orders (404)."""
+    """Reserve, then make the refund. `vendor_user_id` limits it to that vendor's orders (404).
+
+    With an API Idempotency-Key the reserved row is bound to the key in its own transaction; a
+    retry of the key finds it and resumes it (the Stripe call, same key `refund:<id>`) instead of
+    reserving a second refund."""
     await session.commit()
+    resumed = await _bound_refund(session, idempotency, order_id)
+    if resumed is not None:
+        return await execute_refund(
+            session, gateway, resumed, now=now, raise_refused=True, resume=True
+        )
     refund = await _reserve(
         session,
         settings,
@@ -98,8 +109,26 @@ async def create_refund(
         actor_id=actor_id,
         now=now,
         vendor_user_id=vendor_user_id,
+        idempotency=idempotency,
     )
     return await execute_refund(session, gateway, refund.id, now=now, raise_refused=True)
+
+
+async def _bound_refund(
+    session: AsyncSession, idempotency: IdempotencyContext | None, order_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The refund of `order_id` an earlier attempt with the same Idempotency-Key reserved."""
+    if idempotency is None or not idempotency.resource_ids:
+        return None
+    found = (
+        await session.execute(
+            select(Refund.id).where(
+                Refund.id.in_(idempotency.resource_ids), Refund.order_id == order_id
+            )
+        )
+    ).scalar_one_or_none()
+    await session.commit()
+    return found
 
 
 async def _reserve(
@@ -112,6 +141,7 @@ async def _reserve(
     actor_id: uuid.UUID | None,
     now: datetime,
     vendor_user_id: uuid.UUID | None,
+    idempotency: IdempotencyContext | None,
 ) -> Refund:
     order = await lock_order(session, order_id)
     if order is None:
@@ -171,6 +201,8 @@ async def _reserve(
         refund.refund_request_id = request.id
     session.add(refund)
     await session.flush()
+    if idempotency is not None:
+        await idempotency.bind(session, refund.id)
     if separate and vendor_share > 0:
         transfer = await transfer_of_order(session, order.id)
         if transfer is not None and transfer.status is not TransferStatus.skipped:
@@ -198,16 +230,22 @@ async def execute_refund(
     *,
     now: datetime,
     raise_refused: bool = False,
+    resume: bool = False,
 ) -> Refund:
     """Make the Stripe call of a reserved refund (if nobody else is making it right now), record
-    the answer, then make its transfer reversal if it has one."""
+    the answer, then make its transfer reversal if it has one.
+
+    `resume`: the retry of the API request that reserved it (its Idempotency-Key lock proves the
+    first attempt is over) takes the call over at once, without waiting for that attempt's lease;
+    the same Stripe key makes a second call replay the first."""
+    due = or_(Refund.next_attempt_at.is_(None), Refund.next_attempt_at <= now)
     claimed = await session.execute(
         update(Refund)
         .where(
             Refund.id == refund_id,
             Refund.status == RefundStatus.pending,
             Refund.stripe_refund_id.is_(None),
-            or_(Refund.next_attempt_at.is_(None), Refund.next_attempt_at <= now),
+            *([] if resume else [due]),
         )
         .values(next_attempt_at=now + attempts.LEASE)
         .returning(Refund.id)
@@ -218,6 +256,9 @@ async def execute_refund(
     payment = await fresh_payment(session, refund.payment_id)
     await session.commit()
     if not is_claimed:
+        if resume and refund.status is RefundStatus.succeeded:  # its reversal may be left
+            await _execute_reversal_of(session, gateway, refund.id, now=now)
+            return await get_refund(session, refund.id)
         return refund
     try:
         stripe_refund = await gateway.create_refund(
@@ -307,9 +348,11 @@ async def refund_payment(
     *,
     actor_id: uuid.UUID,
     now: datetime,
+    idempotency: IdempotencyContext | None = None,
 ) -> list[Refund]:
     """Admin refund of a payment: the named order, the only order, or (no amount) every order
-    with something left to refund, each in full."""
+    with something left to refund, each in full. Each refund is bound to the Idempotency-Key as
+    it is reserved: a retry resumes the ones reserved and reserves only the others."""
     payment = await session.get(Payment, payment_id)
     if payment is None:
         raise PaymentNotFound()
@@ -322,6 +365,16 @@ async def refund_payment(
         .scalars()
         .all()
     )
+    bound = idempotency.resource_ids if idempotency is not None else []
+    bound_orders = (
+        set(
+            (await session.execute(select(Refund.order_id).where(Refund.id.in_(bound))))
+            .scalars()
+            .all()
+        )
+        if bound
+        else set()
+    )
     await session.commit()
     if data.order_id is not None:
         if data.order_id not in {o.id for o in orders}:
@@ -330,7 +383,8 @@ async def refund_payment(
     elif len(orders) == 1:
         targets = [orders[0].id]
     elif data.amount is None:
-        targets = [o.id for o in orders if o.amount > o.amount_refunded]
+        # Orders refunded by an earlier attempt of this request still belong to its answer.
+        targets = [o.id for o in orders if o.amount > o.amount_refunded or o.id in bound_orders]
     else:
         raise OrderRequired("This payment pays for several orders: pass `order_id`.")
     if not targets:
@@ -346,6 +400,7 @@ async def refund_payment(
             origin=RefundOrigin.admin,
             actor_id=actor_id,
             now=now,
+            idempotency=idempotency,
         )
         for order_id in targets
     ]

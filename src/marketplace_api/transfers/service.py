@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.errors import ProblemError
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_transfer_failed, notify_transfer_released
@@ -91,9 +92,13 @@ async def release_order(
     trigger: ReleaseTrigger,
     now: datetime,
     actor_id: uuid.UUID | None = None,
+    idempotency: IdempotencyContext | None = None,
 ) -> Transfer:
     """Release an order's held vendor share: one transfer per order, whoever asks and however
-    often. Returns the transfer (paid, pending, failed with its error, or skipped)."""
+    often. Returns the transfer (paid, pending, failed with its error, or skipped).
+
+    With an API Idempotency-Key the new transfer is bound to the key in the transaction that
+    writes it; a retry of the key resumes its Stripe call at once (same key `transfer:<id>`)."""
     await session.commit()  # start from a fresh transaction
     order = await lock_order(session, order_id)
     if order is None:
@@ -101,6 +106,12 @@ async def release_order(
     existing = await transfer_of_order(session, order_id)
     if existing is not None:
         await session.commit()
+        if (
+            idempotency is not None
+            and existing.id in idempotency.resource_ids
+            and existing.status is TransferStatus.pending
+        ):
+            return await execute_transfer(session, gateway, existing.id, now=now, resume=True)
         return existing
     payment = await fresh_payment(session, order.payment_id)
     check_releasable(order, payment)
@@ -137,6 +148,8 @@ async def release_order(
             .returning(Transfer.id)
         )
     ).scalar_one_or_none()
+    if inserted is not None and idempotency is not None:
+        await idempotency.bind(session, transfer_id)
     transfer = await transfer_of_order(session, order.id)
     await session.commit()
     if transfer is None:  # pragma: no cover - the row was inserted or already there
@@ -151,15 +164,20 @@ async def release_order(
 
 
 async def _claim(
-    session: AsyncSession, model: Any, row_id: uuid.UUID, statuses: Any, now: datetime
+    session: AsyncSession,
+    model: Any,
+    row_id: uuid.UUID,
+    statuses: Any,
+    now: datetime,
+    *,
+    resume: bool = False,
 ) -> bool:
+    """`resume`: taken over without waiting for another caller's lease (the retry of the API
+    request whose attempt died; the Stripe key makes an overlapping call replay the first)."""
+    due = or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now)
     result = await session.execute(
         update(model)
-        .where(
-            model.id == row_id,
-            model.status.in_(statuses),
-            or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
-        )
+        .where(model.id == row_id, model.status.in_(statuses), *([] if resume else [due]))
         .values(next_attempt_at=now + attempts.LEASE)
         .returning(model.id)
         .execution_options(synchronize_session=False)
@@ -177,11 +195,16 @@ async def _get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transf
 
 
 async def execute_transfer(
-    session: AsyncSession, gateway: StripeGateway, transfer_id: uuid.UUID, *, now: datetime
+    session: AsyncSession,
+    gateway: StripeGateway,
+    transfer_id: uuid.UUID,
+    *,
+    now: datetime,
+    resume: bool = False,
 ) -> Transfer:
     """Make the Stripe call of a pending or failed transfer (if nobody else is making it now)."""
     due = (TransferStatus.pending, TransferStatus.failed)
-    if not await _claim(session, Transfer, transfer_id, due, now):
+    if not await _claim(session, Transfer, transfer_id, due, now, resume=resume):
         transfer = await _get_transfer(session, transfer_id)
         await session.commit()
         return transfer

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from marketplace_api.deps import CurrentAdmin, SessionDep, StripeGatewayDep
 from marketplace_api.errors import problem_responses
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.payments.stripe_gateway import StripeNotConfigured
 from marketplace_api.transfers import service
@@ -28,19 +30,33 @@ router = APIRouter(prefix="/orders", tags=["admin"])
         "`last_error`, and retried automatically with the same idempotency key. An open refund "
         "request does not block an admin release; an open dispute does."
     ),
+    response_model=TransferRead,
     responses=problem_responses(
-        OrderNotFound, OrderNotHeld, OrderNotReleasable, OrderDisputed, StripeNotConfigured
+        OrderNotFound,
+        OrderNotHeld,
+        OrderNotReleasable,
+        OrderDisputed,
+        StripeNotConfigured,
+        *IDEMPOTENCY_ERRORS,
     ),
 )
 async def release_order(
-    order_id: uuid.UUID, session: SessionDep, gateway: StripeGatewayDep, admin: CurrentAdmin
-) -> TransferRead:
-    transfer = await service.release_order(
-        session,
-        gateway,
-        order_id,
-        trigger=ReleaseTrigger.admin,
-        now=datetime.now(UTC),
-        actor_id=admin.id,
-    )
-    return TransferRead.model_validate(transfer)
+    order_id: uuid.UUID,
+    session: SessionDep,
+    gateway: StripeGatewayDep,
+    admin: CurrentAdmin,
+    idem: Idempotent,
+) -> JSONResponse:
+    async def handler(context: IdempotencyContext | None) -> TransferRead:
+        transfer = await service.release_order(
+            session,
+            gateway,
+            order_id,
+            trigger=ReleaseTrigger.admin,
+            now=idem.now,
+            actor_id=admin.id,
+            idempotency=context,
+        )
+        return TransferRead.model_validate(transfer)
+
+    return await idem.run(admin.id, None, handler)

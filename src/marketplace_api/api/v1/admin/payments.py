@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
 from marketplace_api.deps import CurrentAdmin, SessionDep, SettingsDep, StripeGatewayDep
 from marketplace_api.errors import problem_responses
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, IdempotencyKeyHeader, to_response
-from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.ledger import reports
 from marketplace_api.ledger.schemas import PaymentHistoryRead
 from marketplace_api.orders.exceptions import OrderNotFound
@@ -66,30 +65,23 @@ async def get_payment_history(payment_id: uuid.UUID, session: SessionDep) -> Pay
 async def refund_payment(
     payment_id: uuid.UUID,
     data: PaymentRefundCreate,
-    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
     admin: CurrentAdmin,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idem: Idempotent,
 ) -> JSONResponse:
-    now = datetime.now(UTC)
-
-    async def handler(_: IdempotencyContext | None) -> RefundList:
+    async def handler(context: IdempotencyContext | None) -> RefundList:
         made = await refunds.refund_payment(
-            session, gateway, settings, payment_id, data, actor_id=admin.id, now=now
+            session,
+            gateway,
+            settings,
+            payment_id,
+            data,
+            actor_id=admin.id,
+            now=idem.now,
+            idempotency=context,
         )
         return RefundList(refunds=[RefundRead.model_validate(r) for r in made])
 
-    result = await run_idempotent(
-        session,
-        user_id=admin.id,
-        key=idempotency_key,
-        method=request.method,
-        path=request.url.path,
-        body=data.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        handler=handler,
-        now=now,
-    )
-    return to_response(result)
+    return await idem.run(admin.id, data, handler, status_code=status.HTTP_201_CREATED)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
 
 from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShipped
 from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.payments.stripe_gateway import StripeNotConfigured
 from marketplace_api.ratelimit import RateLimited
@@ -32,23 +34,35 @@ router = APIRouter(prefix="/orders", tags=["buyer"])
         "(one transfer per order, however often it is called), unless a dispute or the buyer's "
         "own refund request is open (`release_blocked_by`)."
     ),
+    response_model=DeliveryConfirmationRead,
     responses=problem_responses(
-        OrderNotFound, OrderNotShipped, OrderNotReleasable, StripeNotConfigured
+        OrderNotFound,
+        OrderNotShipped,
+        OrderNotReleasable,
+        StripeNotConfigured,
+        *IDEMPOTENCY_ERRORS,
     ),
 )
 async def confirm_delivery(
-    order_id: uuid.UUID, session: SessionDep, state: AppStateDep, buyer: CurrentBuyer
-) -> DeliveryConfirmationRead:
-    outcome = await service.confirm_delivery(
-        session, state.stripe, buyer.id, order_id, now=datetime.now(UTC)
-    )
-    return DeliveryConfirmationRead(
-        order_id=outcome.order.id,
-        fulfilment_status=outcome.order.fulfilment_status,
-        delivered_at=outcome.order.delivered_at,
-        transfer=TransferRead.model_validate(outcome.transfer) if outcome.transfer else None,
-        release_blocked_by=outcome.blocked_by,
-    )
+    order_id: uuid.UUID,
+    session: SessionDep,
+    state: AppStateDep,
+    buyer: CurrentBuyer,
+    idem: Idempotent,
+) -> JSONResponse:
+    async def handler(context: IdempotencyContext | None) -> DeliveryConfirmationRead:
+        outcome = await service.confirm_delivery(
+            session, state.stripe, buyer.id, order_id, now=idem.now, idempotency=context
+        )
+        return DeliveryConfirmationRead(
+            order_id=outcome.order.id,
+            fulfilment_status=outcome.order.fulfilment_status,
+            delivered_at=outcome.order.delivered_at,
+            transfer=TransferRead.model_validate(outcome.transfer) if outcome.transfer else None,
+            release_blocked_by=outcome.blocked_by,
+        )
+
+    return await idem.run(buyer.id, None, handler)
 
 
 @router.post(
@@ -59,13 +73,23 @@ async def confirm_delivery(
         "One open request per order. While it is open the order's funds are not released "
         "automatically; the vendor or an admin refunds (which approves it) or declines it."
     ),
-    responses=problem_responses(OrderNotFound, RefundRequestExists, NothingToRefund, RateLimited),
+    response_model=RefundRequestRead,
+    responses=problem_responses(
+        OrderNotFound, RefundRequestExists, NothingToRefund, RateLimited, *IDEMPOTENCY_ERRORS
+    ),
     dependencies=[rate_limit("refund_request", per="user")],
 )
 async def create_refund_request(
-    order_id: uuid.UUID, data: RefundRequestCreate, session: SessionDep, buyer: CurrentBuyer
-) -> RefundRequestRead:
-    request = await requests.create_refund_request(
-        session, buyer.id, order_id, data, now=datetime.now(UTC)
-    )
-    return RefundRequestRead.model_validate(request)
+    order_id: uuid.UUID,
+    data: RefundRequestCreate,
+    session: SessionDep,
+    buyer: CurrentBuyer,
+    idem: Idempotent,
+) -> JSONResponse:
+    async def handler(context: IdempotencyContext | None) -> RefundRequestRead:
+        request = await requests.create_refund_request(
+            session, buyer.id, order_id, data, now=idem.now, idempotency=context
+        )
+        return RefundRequestRead.model_validate(request)
+
+    return await idem.run(buyer.id, data, handler, status_code=status.HTTP_201_CREATED)

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep, rate_limit
 from marketplace_api.errors import problem_responses
-from marketplace_api.idempotency.exceptions import (
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    InvalidIdempotencyKey,
-)
-from marketplace_api.idempotency.http import IdempotencyKeyHeader, to_response
-from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders import service
 from marketplace_api.orders.checkout import checkout
 from marketplace_api.orders.exceptions import (
@@ -78,9 +72,7 @@ STRIPE_ERRORS = (
         TooManyItems,
         OutOfStock,
         VendorCannotAcceptPayments,
-        IdempotencyKeyInUse,
-        IdempotencyKeyReused,
-        InvalidIdempotencyKey,
+        *IDEMPOTENCY_ERRORS,
         PaymentNotPayable,
         RateLimited,
         *STRIPE_ERRORS,
@@ -89,30 +81,18 @@ STRIPE_ERRORS = (
 )
 async def create_order(
     body: CheckoutCreate,
-    request: Request,
     buyer: CurrentBuyer,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idem: Idempotent,
 ) -> JSONResponse:
-    now = datetime.now(UTC)
-
     async def handler(context: IdempotencyContext | None) -> CheckoutRead:
-        return await checkout(session, gateway, settings, buyer, body, now=now, idempotency=context)
+        return await checkout(
+            session, gateway, settings, buyer, body, now=idem.now, idempotency=context
+        )
 
-    result = await run_idempotent(
-        session,
-        user_id=buyer.id,
-        key=idempotency_key,
-        method=request.method,
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        handler=handler,
-        now=now,
-    )
-    return to_response(result)
+    return await idem.run(buyer.id, body, handler, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("", summary="The buyer's orders, newest first")
@@ -143,23 +123,33 @@ async def get_order(order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDe
         "that is paid or processing cannot be cancelled (409): ask for a refund instead. "
         "Cancelling an already cancelled or expired order answers its current state."
     ),
-    responses=problem_responses(OrderNotFound, OrderNotCancellable, *STRIPE_ERRORS),
+    response_model=OrderRead,
+    responses=problem_responses(
+        OrderNotFound, OrderNotCancellable, *IDEMPOTENCY_ERRORS, *STRIPE_ERRORS
+    ),
 )
 async def cancel_order(
-    order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep, gateway: StripeGatewayDep
-) -> OrderRead:
-    order = await service.get_buyer_order(session, buyer.id, order_id)
-    payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
-    if service.ensure_cancellable(payment):
-        try:
-            payment = await payments.cancel_payment(
-                session, gateway, payment, now=datetime.now(UTC)
-            )
-        except PaymentNotPayable as exc:
-            raise OrderNotCancellable(exc.detail) from exc
-        service.ensure_cancellable(payment)
-    order = await service.get_buyer_order(session, buyer.id, order_id)
-    return (await service.order_reads(session, [order]))[0]
+    order_id: uuid.UUID,
+    buyer: CurrentBuyer,
+    session: SessionDep,
+    gateway: StripeGatewayDep,
+    idem: Idempotent,
+) -> JSONResponse:
+    async def handler(_: IdempotencyContext | None) -> OrderRead:
+        # Cancelling creates nothing and is idempotent by itself (Stripe key
+        # `payment:<id>:cancel`, a conditional status change): a retry runs it again.
+        order = await service.get_buyer_order(session, buyer.id, order_id)
+        payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
+        if service.ensure_cancellable(payment):
+            try:
+                payment = await payments.cancel_payment(session, gateway, payment, now=idem.now)
+            except PaymentNotPayable as exc:
+                raise OrderNotCancellable(exc.detail) from exc
+            service.ensure_cancellable(payment)
+        order = await service.get_buyer_order(session, buyer.id, order_id)
+        return (await service.order_reads(session, [order]))[0]
+
+    return await idem.run(buyer.id, None, handler)
 
 
 @router.post(
@@ -171,7 +161,10 @@ async def cancel_order(
         "reservation is extended to the session's expiry when needed (Stripe requires at least "
         "30 minutes). An open session is returned again."
     ),
-    responses=problem_responses(OrderNotFound, PaymentNotPayable, RateLimited, *STRIPE_ERRORS),
+    response_model=CheckoutSessionRead,
+    responses=problem_responses(
+        OrderNotFound, PaymentNotPayable, RateLimited, *IDEMPOTENCY_ERRORS, *STRIPE_ERRORS
+    ),
     # It calls Stripe: counted against the buyer's checkout budget.
     dependencies=[rate_limit("checkout", per="user")],
 )
@@ -181,12 +174,22 @@ async def create_checkout_session(
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
-) -> CheckoutSessionRead:
-    order = await service.get_buyer_order(session, buyer.id, order_id)
-    payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
-    created = await payments.create_checkout_session(
-        session, gateway, settings, payment, customer_email=buyer.email, now=datetime.now(UTC)
-    )
-    return CheckoutSessionRead(
-        url=created.url, session_id=created.session_id, expires_at=created.expires_at
-    )
+    idem: Idempotent,
+) -> JSONResponse:
+    async def handler(context: IdempotencyContext | None) -> CheckoutSessionRead:
+        order = await service.get_buyer_order(session, buyer.id, order_id)
+        payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
+        created = await payments.create_checkout_session(
+            session,
+            gateway,
+            settings,
+            payment,
+            customer_email=buyer.email,
+            now=idem.now,
+            idempotency=context,
+        )
+        return CheckoutSessionRead(
+            url=created.url, session_id=created.session_id, expires_at=created.expires_at
+        )
+
+    return await idem.run(buyer.id, None, handler)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from marketplace_api.api.params import CursorQuery
@@ -20,8 +20,8 @@ from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, IdempotencyKeyHeader, to_response
-from marketplace_api.idempotency.service import IdempotencyContext, run_idempotent
+from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
+from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.pagination import InvalidCursor
@@ -123,16 +123,13 @@ async def ship_order(
 async def refund_vendor_order(
     order_id: uuid.UUID,
     data: RefundCreate,
-    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
     vendor: CurrentVendor,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idem: Idempotent,
 ) -> JSONResponse:
-    now = datetime.now(UTC)
-
-    async def handler(_: IdempotencyContext | None) -> RefundRead:
+    async def handler(context: IdempotencyContext | None) -> RefundRead:
         refund = await refunds.create_refund(
             session,
             gateway,
@@ -141,23 +138,13 @@ async def refund_vendor_order(
             data,
             origin=RefundOrigin.vendor,
             actor_id=vendor.id,
-            now=now,
+            now=idem.now,
             vendor_user_id=vendor.id,
+            idempotency=context,
         )
         return RefundRead.model_validate(refund)
 
-    result = await run_idempotent(
-        session,
-        user_id=vendor.id,
-        key=idempotency_key,
-        method=request.method,
-        path=request.url.path,
-        body=data.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        handler=handler,
-        now=now,
-    )
-    return to_response(result)
+    return await idem.run(vendor.id, data, handler, status_code=status.HTTP_201_CREATED)
 
 
 @router.post(
