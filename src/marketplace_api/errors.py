@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import traceback
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -217,6 +219,16 @@ class DatabaseUnavailable(ServiceUnavailable):
 DATABASE_RETRY_AFTER = 2
 
 
+_DRIVER_PATHS = (f"{os.sep}asyncpg{os.sep}", f"{os.sep}sqlalchemy{os.sep}")
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    return any(
+        any(part in frame.f_code.co_filename for part in _DRIVER_PATHS)
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
+
+
 def _lost_database(exc: BaseException) -> bool:
     """The database connection was lost or refused (restart, failover, connection limit), as
     opposed to a bug: the request may be retried once the database is back."""
@@ -235,18 +247,24 @@ def _lost_database(exc: BaseException) -> bool:
             | asyncpg.TooManyConnectionsError
             | asyncpg.AdminShutdownError
             | asyncpg.CrashShutdownError
-            | ConnectionError  # refused, reset, aborted
-            | OSError,  # connect(): unreachable host, no socket
+            | asyncpg.ReadOnlySQLTransactionError,  # a failover left us on a demoted primary
         ):
+            return True
+        # Refused, reset, unreachable: only when the database driver raised it (a Redis or an
+        # SMTP server refusing, or a file not found, is not the database).
+        if isinstance(current, OSError) and _raised_by_database_driver(current):
             return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
 
 
-def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
-    logger.warning(
-        "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
-    )
+def _database_unavailable(
+    request: Request, exc: BaseException, *, log: bool = True
+) -> JSONResponse:
+    if log:
+        logger.warning(
+            "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
     return problem_response(
         status=DatabaseUnavailable.status,
         code=DatabaseUnavailable.code,
@@ -257,8 +275,18 @@ def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
     )
 
 
+async def _handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lost database answers 503; any other database error is a bug: re-raised, so that
+    `UnhandledErrorMiddleware` answers the 500, logs it once and the server sees it."""
+    if _lost_database(exc):
+        return _database_unavailable(request, exc)
+    raise exc
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     if _lost_database(exc):
+        if getattr(exc, _RENDERED, False):  # answered (and logged) inside the middleware
+            return _database_unavailable(request, exc, log=False)
         return _database_unavailable(request, exc)
     if not getattr(exc, _RENDERED, False):
         logger.exception("unhandled error", extra={"path": request.url.path})
@@ -332,7 +360,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
     app.add_middleware(UnhandledErrorMiddleware)
     for database_error in _DATABASE_ERRORS:
-        app.add_exception_handler(database_error, _handle_unexpected)
+        app.add_exception_handler(database_error, _handle_database_error)
     # Last resort, for a failure inside a middleware itself (outside CORS and the request id).
     app.add_exception_handler(Exception, _handle_unexpected)
 

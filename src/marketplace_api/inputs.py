@@ -48,9 +48,10 @@ Amount = Annotated[int, Strict(), Field(ge=1, le=MAXIMUM_CHARGE_AMOUNT)]
 Email = Annotated[EmailStr, Field(max_length=254)]
 
 
-# Officially assigned ISO 3166-1 alpha-2 codes (249); reserved and user-assigned codes (EU, UK,
-# XK, ...) are not countries an address or a Stripe account can have.
-ISO_3166_ALPHA_2 = frozenset(
+# Officially assigned ISO 3166-1 alpha-2 codes (249), and XK (Kosovo: user-assigned, but what
+# Stripe and the postal world use for it). Other reserved or user-assigned codes (EU, UK, ...)
+# are not countries an address or a Stripe account can have.
+ISO_3166_ALPHA_2 = frozenset({"XK"}) | frozenset(
     """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
     BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ

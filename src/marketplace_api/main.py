@@ -25,6 +25,7 @@ from marketplace_api.config import Environment, Settings, get_settings
 from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
+from marketplace_api.idempotency.service import dispose_lock_engine
 from marketplace_api.jobs.worker import in_process_worker
 from marketplace_api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from marketplace_api.migrations import resolve_database_url
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             async with worker:
                 yield
         finally:
+            await dispose_lock_engine(engine)
             await engine.dispose()
             await stack.aclose()
 

@@ -196,7 +196,9 @@ async def test_cookie_without_secure_for_http_development_has_no_secure_prefix(
     settings = make_settings(database_url, refresh_token_cookie=True, refresh_cookie_secure=False)
     async with app_client(settings, engine, session, "http://localhost:8000") as http:
         response = await http.post(
-            "/v1/auth/token", data={"username": buyer.user.email, "password": PASSWORD}
+            "/v1/auth/token",
+            data={"username": buyer.user.email, "password": PASSWORD},
+            headers=SPA,
         )
     morsel = set_cookie(response)["refresh_token"]
     assert morsel["secure"] == ""
@@ -229,3 +231,33 @@ async def test_body_mode_stays_the_default_and_sets_no_cookie(
         missing = await http.post("/v1/auth/refresh", headers=SPA)
     assert missing.status_code == 422
     assert missing.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="a cross-site form"),
+        pytest.param(
+            {"Origin": "https://evil.example", "X-Requested-With": "x"}, id="other origin"
+        ),
+        pytest.param({"Origin": ORIGIN}, id="no custom header"),
+    ],
+)
+async def test_cookie_mode_login_refuses_a_cross_site_request_and_sets_no_cookie(
+    database_url: str,
+    engine: AsyncEngine,
+    session: AsyncSession,
+    buyer: AuthUser,
+    headers: dict[str, str],
+) -> None:
+    """Login CSRF: a page elsewhere must not log the victim's browser into another account."""
+    settings = make_settings(database_url, refresh_token_cookie=True)
+    async with app_client(settings, engine, session, "https://api.example") as http:
+        response = await http.post(
+            "/v1/auth/token",
+            data={"username": buyer.user.email, "password": PASSWORD},
+            headers=headers,
+        )
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_check_failed"
+    assert response.headers.get_list("set-cookie") == []

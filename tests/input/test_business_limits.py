@@ -223,3 +223,13 @@ async def test_tracking_url_longer_than_its_column_once_normalised_is_a_422(
     [error] = response.json()["errors"]
     assert error["loc"] == ["body", "tracking_url"]
     assert error["type"] == "url_too_long"
+
+
+@pytest.mark.parametrize(("given", "kept"), [("xk", "XK"), ("US", "US"), ("gb", "GB")])
+def test_kosovo_and_assigned_codes_are_countries(given: str, kept: str) -> None:
+    """XK is user-assigned in ISO 3166-1, but it is the code Stripe and carriers use for Kosovo."""
+    from pydantic import TypeAdapter
+
+    from marketplace_api.inputs import CountryCode
+
+    assert TypeAdapter(CountryCode).validate_python(given) == kept

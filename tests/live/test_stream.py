@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -359,3 +360,24 @@ async def test_processing_then_declined_payment_is_pushed_with_the_failure_code(
     assert declined.data is not None
     assert declined.data["payment_status"] == "requires_payment"
     assert declined.data["payment_failure_code"] == "card_declined"
+
+
+@pytest.mark.parametrize(
+    ("header", "parsed"),
+    [
+        ("42", 42),
+        (" 7 ", 7),
+        ("²", None),
+        ("٣", None),
+        ("-1", None),
+        ("9" * 19, None),
+        (None, None),
+    ],
+)
+def test_last_event_id_is_an_ascii_number_or_ignored(
+    header: str | None, parsed: int | None
+) -> None:
+    """Headers arrive as latin-1: "²" is a digit to str.isdigit() but not to int()."""
+    from marketplace_api.live.sse import parse_last_event_id
+
+    assert parse_last_event_id(header) == parsed

@@ -45,8 +45,6 @@ LOST = {
     "too many connections": _wrapped(
         sa_exc.OperationalError, asyncpg.TooManyConnectionsError("too many clients already")
     ),
-    "refused": ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
-    "unreachable": OSError("Multiple exceptions: [Errno 111] Connect call failed"),
     "pool timeout": sa_exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached"),
     "raw asyncpg": asyncpg.ConnectionDoesNotExistError("connection was closed"),
 }
@@ -54,6 +52,13 @@ BUGS = {
     "unique violation": _wrapped(sa_exc.IntegrityError, asyncpg.UniqueViolationError("dup")),
     "syntax": _wrapped(sa_exc.ProgrammingError, asyncpg.PostgresSyntaxError("syntax")),
     "plain bug": RuntimeError("not the database"),
+    # Refused or unreachable, but not raised by the database driver (a Redis rate-limit store, an
+    # SMTP server, a file): not a lost database, so not hidden as one. A refused database is
+    # covered on a real route below.
+    "another server refused": ConnectionRefusedError(
+        111, "Connect call failed ('127.0.0.1', 6379)"
+    ),
+    "a file": FileNotFoundError(2, "No such file"),
 }
 
 

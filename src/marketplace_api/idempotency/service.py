@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import cast, delete, event, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import Uuid
 
 from marketplace_api import crashpoints
@@ -110,6 +111,47 @@ def _engine_of(session: AsyncSession) -> AsyncEngine:
     if isinstance(bind, AsyncEngine):
         return bind
     raise RuntimeError("an idempotent request needs a session bound to one engine")
+
+
+# Key locks are held on connections of a pool of their own. On the request's own pool, N keyed
+# requests each holding a session connection while waiting for a lock connection would exhaust
+# it and stall every request. Their size bounds how many keyed requests run at once per process.
+LOCK_POOL_SIZE = 20
+_lock_engines: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+async def dispose_lock_engine(engine: AsyncEngine) -> None:
+    """Close the key-lock connections kept for `engine` (at shutdown, beside `engine.dispose()`)."""
+    lock_engine = _lock_engines.pop(engine.sync_engine, None)
+    if lock_engine is not None:
+        await lock_engine.dispose()
+
+
+def _lock_engine(session: AsyncSession) -> AsyncEngine:
+    engine = _engine_of(session)
+    lock_engine = _lock_engines.get(engine.sync_engine)
+    if lock_engine is None:
+        lock_engine = create_async_engine(
+            engine.url,
+            pool_size=LOCK_POOL_SIZE,
+            max_overflow=0,
+            pool_recycle=1800,
+            hide_parameters=True,
+            connect_args={
+                "server_settings": {
+                    # A holder whose host vanished (no FIN) frees its key within about a minute,
+                    # not after the kernel's two-hour keepalive default.
+                    "tcp_keepalives_idle": "30",
+                    "tcp_keepalives_interval": "10",
+                    "tcp_keepalives_count": "3",
+                    # The lock's transaction is idle while the request runs: never cut it.
+                    "idle_in_transaction_session_timeout": "0",
+                    "application_name": "marketplace-api-keys",
+                }
+            },
+        )
+        _lock_engines[engine.sync_engine] = lock_engine
+    return lock_engine
 
 
 async def _lock(engine: AsyncEngine, user_id: uuid.UUID, key: str) -> AsyncConnection:
@@ -247,7 +289,10 @@ async def run_idempotent(
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidIdempotencyKey(f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} characters.")
     now = now or datetime.now(UTC)
-    lock = await _lock(_engine_of(session), user_id, key)
+    # Give the session's connection back while waiting for a lock connection: a request never
+    # holds one pool's connection while it waits for the other's.
+    await session.commit()
+    lock = await _lock(_lock_engine(session), user_id, key)
     try:
         acquired = await acquire(
             session,

@@ -54,7 +54,8 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    # isascii: `"²".isdigit()` is true, but int() refuses it.
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 async def order_event_stream(

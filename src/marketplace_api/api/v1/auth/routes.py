@@ -62,17 +62,22 @@ _COOKIE_MODE = (
     summary="Log in (OAuth2 password flow): e-mail as `username`",
     description="Returns a short-lived access token and a single-use refresh token."
     " In refresh-token cookie mode the refresh token is set as an HttpOnly cookie instead.",
-    responses=problem_responses(InvalidCredentials, RateLimited),
+    responses=problem_responses(InvalidCredentials, CsrfCheckFailed, RateLimited),
     dependencies=[Depends(limit_login_attempts)],
     response_model_exclude_none=True,
 )
 async def token(
     form: Annotated[LoginForm, Depends()],
+    request: Request,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
     state: AppStateDep,
 ) -> TokenPair:
+    if settings.refresh_token_cookie:
+        # Setting the cookie is what a cross-site form must not do: it would log the victim's
+        # browser into the attacker's account (login CSRF).
+        cookies.check_csrf(request, settings)
     try:
         user = await service.authenticate(session, email=form.username, password=form.password)
     except InvalidCredentials:
