@@ -174,3 +174,54 @@ async def test_concurrent_requests_with_one_key_run_once(
     replay = await committed_client.post("/v1/buyer/orders", json=body, headers=headers)
     assert replay.status_code == 201
     assert replay.json() == done.json()
+
+
+async def test_an_attempt_that_lost_its_key_to_a_retry_binds_and_stores_nothing(
+    session: AsyncSession, buyer: AuthUser
+) -> None:
+    """If an attempt's lock connection dies while it still runs, a retry takes the key over. The
+    first attempt must then be unable to bind a resource (its transaction, with the resource it
+    was creating, rolls back) or to store an answer: the retry's resource is the only one."""
+    from datetime import UTC, datetime, timedelta
+
+    import pytest
+
+    from marketplace_api.idempotency.exceptions import IdempotencyKeyLost
+    from marketplace_api.idempotency.service import IdempotencyContext, acquire, complete
+
+    started = datetime.now(UTC)
+    taken: list[IdempotencyContext] = []
+    for now in (started, started + timedelta(seconds=1)):  # the attempt, then the retry
+        context = await acquire(
+            session,
+            user_id=buyer.user.id,
+            key="lost-key",
+            method="POST",
+            path="/v1/x",
+            request_hash="h",
+            now=now,
+        )
+        assert isinstance(context, IdempotencyContext)
+        taken.append(context)
+    first, retry = taken
+
+    with pytest.raises(IdempotencyKeyLost):
+        await first.bind(session, uuid.uuid4())
+    await session.rollback()
+    kept = uuid.uuid4()
+    await retry.bind(session, kept)
+    await session.commit()
+    await complete(session, first, 201, {"from": "the first attempt"})
+    record = (
+        await session.execute(
+            select(IdempotencyKey)
+            .where(IdempotencyKey.key == "lost-key")
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    assert record.resource_ids == [kept]
+    assert record.response_status is None  # the first attempt's answer was not stored
+
+    await complete(session, retry, 201, {"from": "the retry"})
+    await session.refresh(record)
+    assert (record.response_status, record.response_body) == (201, {"from": "the retry"})

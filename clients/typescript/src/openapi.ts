@@ -3315,7 +3315,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable (`stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
+            /** @description Service Unavailable (`idempotency_key_lost`, `stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3461,7 +3461,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable (`stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
+            /** @description Service Unavailable (`idempotency_key_lost`, `stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3558,7 +3558,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable (`stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
+            /** @description Service Unavailable (`idempotency_key_lost`, `stripe_unavailable`, `stripe_rate_limited`, `stripe_not_configured`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3695,7 +3695,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Payments are not configured (`stripe_not_configured`) */
+            /** @description Service Unavailable (`stripe_not_configured`, `idempotency_key_lost`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3798,6 +3798,15 @@ export interface operations {
             };
             /** @description Too many requests (`rate_limited`) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request lost its Idempotency-Key to a retry (`idempotency_key_lost`) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4167,7 +4176,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Payments are not configured (`stripe_not_configured`) */
+            /** @description Service Unavailable (`stripe_not_configured`, `idempotency_key_lost`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5553,7 +5562,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Payments are not configured (`stripe_not_configured`) */
+            /** @description Service Unavailable (`stripe_not_configured`, `idempotency_key_lost`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5721,7 +5730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Payments are not configured (`stripe_not_configured`) */
+            /** @description Service Unavailable (`stripe_not_configured`, `idempotency_key_lost`) */
             503: {
                 headers: {
                     [name: string]: unknown;

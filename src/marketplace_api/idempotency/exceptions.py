@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from marketplace_api.errors import Conflict, UnprocessableEntity
+from marketplace_api.errors import Conflict, ServiceUnavailable, UnprocessableEntity
 
 
 class IdempotencyKeyReused(UnprocessableEntity):
@@ -28,3 +28,18 @@ class IdempotencyKeyInUse(Conflict):
 class InvalidIdempotencyKey(UnprocessableEntity):
     code = "invalid_idempotency_key"
     title = "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyLost(ServiceUnavailable):
+    """This attempt's hold on its key ended (its lock connection died) and a retry took the key
+    over: whatever the attempt was about to create is rolled back; the retry carries on."""
+
+    code = "idempotency_key_lost"
+    title = "The request lost its Idempotency-Key to a retry"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A retry with the same Idempotency-Key took over this request; retry it for the "
+            "answer.",
+            headers={"Retry-After": "1"},
+        )

@@ -21,6 +21,7 @@ from marketplace_api.deps import SessionDep
 from marketplace_api.errors import PROBLEM_CONTENT_TYPE
 from marketplace_api.idempotency.exceptions import (
     IdempotencyKeyInUse,
+    IdempotencyKeyLost,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
 )
@@ -28,7 +29,12 @@ from marketplace_api.idempotency.service import Handler, IdempotentResult, run_i
 from marketplace_api.inputs import Text
 
 # For a route's `responses=`: the problems an Idempotency-Key can add.
-IDEMPOTENCY_ERRORS = (IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey)
+IDEMPOTENCY_ERRORS = (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    IdempotencyKeyLost,
+)
 
 IdempotencyKeyHeader = Annotated[
     Text | None,

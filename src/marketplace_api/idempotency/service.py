@@ -42,6 +42,7 @@ from marketplace_api import crashpoints
 from marketplace_api.errors import ProblemError, problem_response
 from marketplace_api.idempotency.exceptions import (
     IdempotencyKeyInUse,
+    IdempotencyKeyLost,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
 )
@@ -62,6 +63,10 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 class IdempotencyContext:
     record_id: uuid.UUID
     resource_ids: list[uuid.UUID]
+    # When this attempt took the key (the record's `locked_at`). A retry that takes the key over
+    # (this attempt's lock connection died while it still ran) writes its own: this attempt's
+    # binds then find no row and fail, so it cannot create a second resource beside the retry's.
+    attempt: datetime | None = None
 
     @property
     def resource_id(self) -> uuid.UUID | None:
@@ -71,13 +76,16 @@ class IdempotencyContext:
     async def bind(self, session: AsyncSession, *resource_ids: uuid.UUID) -> None:
         """Bind rows the request creates to its key, in the caller's transaction (atomic with
         the rows: both are committed, or neither)."""
-        await session.execute(
+        bound = await session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.id == self.record_id)
+            .where(IdempotencyKey.id == self.record_id, *self._still_ours())
             .values(
                 resource_ids=IdempotencyKey.resource_ids.op("||")(_uuid_array(list(resource_ids)))
             )
+            .returning(IdempotencyKey.id)
         )
+        if bound.first() is None:
+            raise IdempotencyKeyLost()
         self.resource_ids.extend(resource_ids)
         if crashpoints.enabled():
             event.listen(
@@ -86,6 +94,9 @@ class IdempotencyContext:
                 lambda _: crashpoints.reached("resource_committed"),
                 once=True,
             )
+
+    def _still_ours(self) -> list[Any]:
+        return [] if self.attempt is None else [IdempotencyKey.locked_at == self.attempt]
 
 
 def _uuid_array(ids: list[uuid.UUID]) -> Any:
@@ -229,8 +240,8 @@ async def acquire(
         stored = StoredResponse(record.response_status, record.response_body)
         await session.rollback()
         return stored
-    record.locked_at = now  # when the current (or last) attempt started; informative only
-    context = IdempotencyContext(record.id, list(record.resource_ids))
+    record.locked_at = now  # this attempt's mark: see IdempotencyContext.attempt
+    context = IdempotencyContext(record.id, list(record.resource_ids), attempt=now)
     await session.commit()
     return context
 
@@ -238,9 +249,10 @@ async def acquire(
 async def complete(
     session: AsyncSession, context: IdempotencyContext, status: int, body: Any
 ) -> None:
+    # An attempt that lost its key to a retry stores nothing: the retry stores its own answer.
     await session.execute(
         update(IdempotencyKey)
-        .where(IdempotencyKey.id == context.record_id)
+        .where(IdempotencyKey.id == context.record_id, *context._still_ours())
         .values(response_status=status, response_body=body, locked_at=None)
     )
     await session.commit()
