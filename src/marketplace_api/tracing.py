@@ -369,6 +369,20 @@ def record_stripe_attempt(
     current.add_event("stripe.http_attempt", attempt)
 
 
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+def record_enqueued(task_name: str, job_ids: list[int]) -> None:
+    """On the current span (a request, a webhook event, a job): the jobs it enqueued. A job's
+    run is its own trace (the queue keeps no trace context); its span carries the same
+    `job.id`, which leads from one to the other."""
+    if _tracer is None:
+        return
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.add_event("job.enqueued", {"job.task": task_name, "job.ids": job_ids})
+
+
 # --- logs ----------------------------------------------------------------------------------------
 
 

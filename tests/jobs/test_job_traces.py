@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from marketplace_api import tracing
 from marketplace_api.jobs.enqueue import enqueue
 from tests.fixtures.tracing import descends_from, named
 from tests.jobs.conftest import full_name
@@ -18,9 +19,10 @@ async def test_each_job_run_is_a_span_with_its_sql_and_outcome(
     spans: InMemorySpanExporter, queue_engine: AsyncEngine, committed_user: uuid.UUID, drain: Drain
 ) -> None:
     async with AsyncSession(queue_engine) as session:
-        ok = await enqueue(
-            session, "tests.set_full_name", args={"user_id": str(committed_user), "value": "t"}
-        )
+        with tracing.span("enqueuer"):
+            ok = await enqueue(
+                session, "tests.set_full_name", args={"user_id": str(committed_user), "value": "t"}
+            )
         failing = await enqueue(
             session, "tests.always_failing", args={"user_id": str(committed_user)}
         )
@@ -40,6 +42,10 @@ async def test_each_job_run_is_a_span_with_its_sql_and_outcome(
     updates = [s for s in sql if str(s.attributes["db.statement"]).startswith("UPDATE users")]
     assert updates
     assert descends_from(updates[0], job, finished)
+    # The enqueuing span names the job it queued: the way from a request to its jobs' traces.
+    [enqueued] = [e for e in named(finished, "enqueuer")[0].events if e.name == "job.enqueued"]
+    assert enqueued.attributes is not None
+    assert dict(enqueued.attributes) == {"job.task": "tests.set_full_name", "job.ids": (ok,)}
 
     runs = named(finished, "job tests.always_failing")
     assert len(runs) == 3  # the first run and the two retries of its strategy

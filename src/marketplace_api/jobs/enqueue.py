@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api import tracing
 from marketplace_api.jobs.app import DEFAULT_QUEUE, task_names
 
 # The partial unique index on `queueing_lock` of jobs in `todo` (procrastinate's schema).
@@ -105,14 +106,16 @@ async def enqueue(
         "scheduled_at": schedule_at,
     }
     if queueing_lock is None:
-        return int((await session.execute(_DEFER, params)).scalar_one())
-    try:
-        async with session.begin_nested():
-            job_id = (await session.execute(_DEFER, params)).scalar_one()
-    except IntegrityError as exc:
-        if _violated_constraint(exc) == QUEUEING_LOCK_INDEX:
-            return None
-        raise
+        job_id = (await session.execute(_DEFER, params)).scalar_one()
+    else:
+        try:
+            async with session.begin_nested():
+                job_id = (await session.execute(_DEFER, params)).scalar_one()
+        except IntegrityError as exc:
+            if _violated_constraint(exc) == QUEUEING_LOCK_INDEX:
+                return None
+            raise
+    tracing.record_enqueued(task_name, [int(job_id)])
     return int(job_id)
 
 
@@ -135,7 +138,9 @@ async def enqueue_many(
         "priority": priority,
         "args": [json.dumps(a) for a in args],
     }
-    return [int(job_id) for job_id in (await session.execute(_DEFER_MANY, params)).scalars()]
+    ids = [int(job_id) for job_id in (await session.execute(_DEFER_MANY, params)).scalars()]
+    tracing.record_enqueued(task_name, ids)
+    return ids
 
 
 def _check_task(task_name: str) -> None:
