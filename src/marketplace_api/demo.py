@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from marketplace_api.notifications.formatting import major_units
+
 PASSWORD = "demo-password-123"  # noqa: S105 - the demo's own throwaway users
 SIM_KEY = "sk_test_demo"  # the simulator answers any test key
 SIM_PUBLISHABLE = "pk_test_demo"
@@ -31,9 +33,8 @@ class DemoFailed(Exception):
 
 
 def money(amount: int, currency: str = "usd") -> str:
-    return (
-        f"{amount / 100:,.2f} {currency.upper()}" if currency == "usd" else f"{amount} {currency}"
-    )
+    """`4800` → `48.00 USD`, exactly, with the currency's own number of decimals."""
+    return f"{major_units(amount, currency):,} {currency.upper()}"
 
 
 @dataclass

@@ -54,7 +54,7 @@ SCHEDULES: dict[str, str] = {
 # A worker that has not sent a heartbeat for this long is dead (it sends one every 10 s).
 STALLED_WORKER_SECONDS = 60
 
-# After the payment (issue 6): functions of `transfers.service` and `refunds.service`, all
+# Money movements after the payment: functions of `transfers.service` and `refunds.service`, all
 # `(sessionmaker, gateway, *, now, settings)`, idempotent and safe on several workers at once.
 MONEY_JOBS: dict[str, tuple[str, str]] = {
     "auto_release": ("marketplace_api.transfers.service", "release_due_orders"),

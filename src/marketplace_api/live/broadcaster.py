@@ -116,7 +116,7 @@ class OrderEventBroadcaster:
             order_id = uuid.UUID(order_part)
             event_id: int | None = int(id_part)
         except ValueError:
-            logger.warning("malformed order event notification", extra={"payload": payload})
+            logger.warning("malformed order event notification", extra={"length": len(payload)})
             return
         for subscription in self._subscriptions.get(order_id, ()):
             subscription._push(event_id)

@@ -133,8 +133,9 @@ async def _load_cart(
 
 
 def choose_charge_type(vendors: list[Vendor], settings: Settings) -> ChargeType:
-    """DESIGN §4: a multi-vendor cart is always separate charges & transfers; otherwise the
-    vendor's override, else the platform default."""
+    """A multi-vendor cart is always separate charges & transfers (one payment, one transfer per
+    vendor: the other types pay a single account); otherwise the vendor's override, else the
+    platform default."""
     if len(vendors) > 1:
         return ChargeType.separate
     return vendors[0].charge_type_override or settings.default_charge_type

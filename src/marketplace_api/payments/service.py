@@ -4,7 +4,7 @@ Pattern everywhere: the row is committed first, Stripe is called with no transac
 idempotency key derived from the row, and the answer is recorded in a new short transaction with
 a conditional UPDATE (or through the state machine), so retries, jobs and webhooks converge.
 
-Failure policy when creating a PaymentIntent (issue 4, "failures are clean"):
+Failure policy when creating a PaymentIntent (a failure leaves nothing half-made):
 
 * Stripe unreachable, rate limiting or 5xx (`StripeUnavailable`, 503 + Retry-After): the payment
   stays `requires_payment` with no PaymentIntent and its reservation kept. A retry of the same

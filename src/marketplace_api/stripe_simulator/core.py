@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import stripe
 
+from marketplace_api.payments.stripe_gateway import STRIPE_API_VERSION
 from marketplace_api.stripe_simulator.errors import no_such
 from marketplace_api.stripe_simulator.events import DeliverFn, Delivery, subscribes
 from marketplace_api.stripe_simulator.state import KINDS, Obj, SimClock, SimState
 
-API_VERSION = stripe.api_version
+API_VERSION = STRIPE_API_VERSION  # the version the service's client pins
 DAY = 86_400
 # Funds of a charge become available this long after it (Stripe's usual test-mode delay).
 AVAILABILITY_DELAY = 2 * DAY

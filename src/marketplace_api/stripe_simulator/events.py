@@ -13,14 +13,13 @@ import hashlib
 import hmac
 import json
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import stripe
 
+from marketplace_api.payments.stripe_gateway import STRIPE_EVENT_TYPES
 from marketplace_api.stripe_simulator.state import Obj
 
 
@@ -62,13 +61,8 @@ class Delivery:
 DeliverFn = Callable[[Delivery], None]
 
 
-def _known_event_types() -> frozenset[str]:
-    annotation = stripe.params.WebhookEndpointCreateParams.__annotations__["enabled_events"]
-    (literal,) = typing.get_args(annotation)
-    return frozenset(str(t) for t in typing.get_args(literal))
-
-
-EVENT_TYPES = _known_event_types()
+# What an endpoint may subscribe to: every type the pinned SDK knows, or all of them (`*`).
+EVENT_TYPES = STRIPE_EVENT_TYPES | {"*"}
 
 
 def subscribes(endpoint: Obj, endpoint_connect: bool, connect: bool, event_type: str) -> bool:

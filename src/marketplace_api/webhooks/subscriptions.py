@@ -27,9 +27,9 @@ from marketplace_api.payments.stripe_gateway import (
 )
 from marketplace_api.webhooks.dispatch import load_handlers
 
-# Handled from issue 6 on (refunds, disputes, transfers, payouts, application fees). Listed here,
-# and only here, so the endpoints are subscribed before those handlers are deployed; until then
-# such events are stored as `ignored` (an admin can retry them once a handler exists).
+# Money movements after the payment (refunds, disputes, transfers, payouts, application fees).
+# Listed here, and only here, so the endpoints are subscribed before those handlers are deployed;
+# until then such events are stored as `ignored` (an admin can retry them once a handler exists).
 UPCOMING_EVENT_TYPES: tuple[str, ...] = (
     "charge.refunded",
     "refund.created",
