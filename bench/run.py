@@ -521,7 +521,7 @@ async def stripe_sdk_floor(calls: int = 300) -> Row:
     calling process, measured here against the stand-in answering at once: part of every
     checkout's cost, whatever the service does."""
     from marketplace_api.config import Settings
-    from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+    from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 
     with stripe_standin(0.0) as port:
         settings = Settings(  # type: ignore[call-arg]

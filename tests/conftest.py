@@ -26,8 +26,8 @@ from marketplace_api.accounts.security import create_access_token, hash_password
 from marketplace_api.config import Settings
 from marketplace_api.db import create_sessionmaker
 from marketplace_api.deps import AppState, get_session
+from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 from marketplace_api.main import create_app
-from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from tests.fixtures.database import prepare_test_database, truncate_all
 from tests.fixtures.stripe import STRIPE_API_BASE, WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT
 from tests.fixtures.tracing import InMemorySpanExporter, recording_spans

@@ -25,7 +25,7 @@ from marketplace_api.accounts.security import InvalidToken, decode_access_token
 from marketplace_api.accounts.service import normalize_email
 from marketplace_api.config import Settings
 from marketplace_api.errors import Unauthorized
-from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
+from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
 from marketplace_api.ratelimit import RateLimiter
 
 

@@ -26,6 +26,7 @@ from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
 from marketplace_api.idempotency.service import dispose_lock_engine
+from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 from marketplace_api.jobs.worker import in_process_worker
 from marketplace_api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from marketplace_api.migrations import resolve_database_url
@@ -35,7 +36,6 @@ from marketplace_api.observability import (
     install_safe_exception_logging,
 )
 from marketplace_api.openapi import install_openapi
-from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
 from marketplace_api.ratelimit import RateLimiter
 from marketplace_api.tracing import TracingMiddleware
 from marketplace_api.tracing import configure as configure_tracing

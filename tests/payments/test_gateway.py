@@ -8,7 +8,7 @@ import respx
 from prometheus_client import REGISTRY
 
 from marketplace_api.config import Settings
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     StripeGateway,
     StripeUnavailable,
     build_stripe_client,
@@ -58,3 +58,29 @@ async def test_stripe_outage_is_counted_and_mapped(
     with pytest.raises(StripeUnavailable):
         await _gateway(settings).retrieve_payment_intent("pi_2")
     assert _count("PaymentIntent.retrieve", "APIError") == before + 1
+
+
+async def test_webhook_endpoint_calls_go_through_the_shared_wrapper(
+    settings: Settings, stripe_api: respx.MockRouter
+) -> None:
+    # Listing (auto-paged), creating and updating endpoints are counted and mapped like every
+    # other call: an outage is our `StripeUnavailable`, never Stripe's exception.
+    stripe_api.get("/v1/webhook_endpoints").mock(return_value=stripe_error(500, type_="api_error"))
+    stripe_api.post("/v1/webhook_endpoints").mock(return_value=stripe_error(500, type_="api_error"))
+    gateway = _gateway(settings)
+    listed, created = (
+        _count("WebhookEndpoint.list", "APIError"),
+        _count("WebhookEndpoint.create", "APIError"),
+    )
+    with pytest.raises(StripeUnavailable):
+        await gateway.list_webhook_endpoints()
+    with pytest.raises(StripeUnavailable):
+        await gateway.create_webhook_endpoint(
+            url="https://example.test/webhooks/stripe",
+            enabled_events=["payment_intent.succeeded"],
+            connect=False,
+            description="platform",
+            metadata={},
+        )
+    assert _count("WebhookEndpoint.list", "APIError") == listed + 1
+    assert _count("WebhookEndpoint.create", "APIError") == created + 1

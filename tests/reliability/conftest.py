@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from marketplace_api.deps import AppState
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import ChargeType
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import STRIPE_API_BASE, ok, stripe_error

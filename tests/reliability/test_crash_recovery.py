@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers import attempts

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType, Settings
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers import service as transfers

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import Settings
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers.models import Transfer

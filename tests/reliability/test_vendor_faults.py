@@ -11,7 +11,7 @@ import pytest
 import respx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser

@@ -9,7 +9,7 @@ import respx
 import stripe
 
 from marketplace_api.config import Settings
-from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 from marketplace_api.stripe_simulator import StripeSimulator
 
 API = "https://api.stripe.com"

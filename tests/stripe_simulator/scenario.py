@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.stripe_simulator import StripeSimulator
 
 

@@ -9,14 +9,11 @@ import httpx
 import pytest
 import stripe
 
-from marketplace_api.payments.stripe_gateway import (
-    StripeGateway,
-    StripeRequestRejected,
-    verify_event,
-)
+from marketplace_api.integrations.stripe import StripeGateway, StripeRequestRejected
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.core import DAY
 from marketplace_api.webhooks.exceptions import InvalidSignature
+from marketplace_api.webhooks.signature import verify_event
 from tests.stripe_simulator.scenario import onboarded_account
 
 URL = "https://api.shop/webhooks/stripe"

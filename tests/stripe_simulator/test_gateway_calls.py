@@ -7,7 +7,7 @@ import inspect
 
 import respx
 
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.stripe_simulator import StripeSimulator
 from tests.stripe_simulator.scenario import every_gateway_call
 

@@ -12,7 +12,7 @@ import pytest
 import respx
 import stripe
 
-from marketplace_api.payments.stripe_gateway import StripeGateway
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.http import ROUTES
 from tests.stripe_simulator.scenario import every_gateway_call, onboarded_account

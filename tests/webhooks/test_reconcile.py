@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType
 from marketplace_api.deps import AppState
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import parse_event, store_event

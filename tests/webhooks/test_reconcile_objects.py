@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace_api.config import ChargeType
 from marketplace_api.deps import AppState
 from marketplace_api.disputes.models import Dispute
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from marketplace_api.config import Settings, get_settings
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     STRIPE_API_VERSION,
     StripeGateway,
     build_stripe_client,

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Header, Request
 
 from marketplace_api.deps import SessionDep, SettingsDep
 from marketplace_api.errors import PayloadTooLarge, problem_responses
-from marketplace_api.payments.stripe_gateway import verify_event
 from marketplace_api.webhooks import service
 from marketplace_api.webhooks.exceptions import (
     EventStoreUnavailable,
@@ -17,6 +16,7 @@ from marketplace_api.webhooks.exceptions import (
     InvalidSignature,
 )
 from marketplace_api.webhooks.schemas import WebhookReceipt
+from marketplace_api.webhooks.signature import verify_event
 
 logger = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from marketplace_api.fulfilment.schemas import (
     VendorOrderRead,
 )
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
 from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
 from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
-from marketplace_api.payments.stripe_gateway import StripeGateway, StripeNotConfigured
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus
 from marketplace_api.refunds.schemas import RefundRead, RefundRequestRead
 from marketplace_api.transfers import service as transfers

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from marketplace_api.config import Settings
 from marketplace_api.db import create_engine, create_sessionmaker
-from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 
 CONTEXT_KEY = "jobs"
 

@@ -33,6 +33,7 @@ from marketplace_api.accounts.models import User
 from marketplace_api.catalog.models import Listing, ListingStatus
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.money import InvalidAmount, split_fee, validate_charge_amount
 from marketplace_api.orders.exceptions import (
     InvalidCartAmount,
@@ -49,7 +50,6 @@ from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import ensure_payment_intent, on_behalf_of_enabled
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.vendors.models import Vendor
 
 

@@ -32,17 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import Settings
 from marketplace_api.errors import ProblemError
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import (
+    StripeGateway,
+    StripePermissionDenied,
+    StripeRequestRejected,
+)
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.orders.service import orders_of_payment
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent, end_payment, lock_payment
-from marketplace_api.payments.stripe_gateway import (
-    StripeGateway,
-    StripePermissionDenied,
-    StripeRequestRejected,
-)
 
 logger = logging.getLogger(__name__)
 

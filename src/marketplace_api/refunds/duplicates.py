@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.config import ChargeType
 from marketplace_api.errors import ProblemError
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_duplicate_payment_refunded, notify_operator
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
 from marketplace_api.transfers import attempts
 from marketplace_api.webhooks.binding import Source, account_of, id_of, verify

@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.errors import ProblemError
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds import duplicates
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from marketplace_api.payments.stripe_gateway import STRIPE_API_VERSION
+from marketplace_api.integrations.stripe import STRIPE_API_VERSION
 from marketplace_api.stripe_simulator.errors import no_such
 from marketplace_api.stripe_simulator.events import DeliverFn, Delivery, subscribes
 from marketplace_api.stripe_simulator.state import KINDS, Obj, SimClock, SimState

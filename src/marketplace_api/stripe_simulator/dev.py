@@ -21,7 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from marketplace_api.config import Settings
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     SIMULATOR_TRANSPORT,
     StripeGateway,
     build_stripe_client,

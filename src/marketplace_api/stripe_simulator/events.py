@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from marketplace_api.payments.stripe_gateway import STRIPE_EVENT_TYPES
+from marketplace_api.integrations.stripe import STRIPE_EVENT_TYPES
 from marketplace_api.stripe_simulator.state import Obj
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from marketplace_api.errors import ProblemError
-from marketplace_api.payments.stripe_gateway import StripeUnavailable
+from marketplace_api.integrations.stripe import StripeUnavailable
 
 LEASE = timedelta(minutes=2)
 BACKOFF_BASE = timedelta(minutes=1)

@@ -28,13 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.errors import ProblemError
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_transfer_failed, notify_transfer_released
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers import attempts
 from marketplace_api.transfers.exceptions import (

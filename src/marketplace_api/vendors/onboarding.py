@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import Settings
-from marketplace_api.payments.stripe_gateway import StripeGateway, StripeRequestRejected
+from marketplace_api.integrations.stripe import StripeGateway, StripeRequestRejected
 from marketplace_api.vendors import service
 from marketplace_api.vendors.exceptions import (
     PayoutScheduleRejected,

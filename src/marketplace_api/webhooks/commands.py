@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 async def _reconcile(args: argparse.Namespace, database_url: str) -> str:
     from marketplace_api.db import create_engine, create_sessionmaker
-    from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+    from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
     from marketplace_api.webhooks.reconcile import reconcile
 
     settings = get_settings()
@@ -90,7 +90,7 @@ def _print_plan(plan: EndpointPlan, *, dry_run: bool) -> None:
 
 
 async def _stripe_webhooks(url: str, dry_run: bool, recreate: list[str]) -> None:
-    from marketplace_api.payments.stripe_gateway import StripeGateway, build_stripe_client
+    from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
     from marketplace_api.webhooks.subscriptions import sync_webhook_endpoints
 
     client = build_stripe_client(get_settings())

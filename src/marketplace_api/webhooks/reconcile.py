@@ -34,9 +34,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.errors import ProblemError
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.vendors.service import apply_stripe_account
 from marketplace_api.webhooks import reconcile_objects as paths

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.errors import ProblemError
+from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.stripe_gateway import StripeGateway
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers import service as transfers
 from marketplace_api.transfers.models import (

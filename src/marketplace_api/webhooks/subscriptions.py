@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     STRIPE_API_VERSION,
     STRIPE_EVENT_TYPES,
     StripeGateway,

@@ -11,14 +11,14 @@ from marketplace_api.deps import CurrentAdmin, SessionDep, SettingsDep, StripeGa
 from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
-from marketplace_api.ledger import reports
-from marketplace_api.ledger.schemas import PaymentHistoryRead
-from marketplace_api.orders.exceptions import OrderNotFound
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     StripeNotConfigured,
     StripePermissionDenied,
     StripeRequestRejected,
 )
+from marketplace_api.ledger import reports
+from marketplace_api.ledger.schemas import PaymentHistoryRead
+from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,

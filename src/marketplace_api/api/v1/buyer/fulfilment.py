@@ -14,8 +14,8 @@ from marketplace_api.fulfilment.exceptions import OrderNotShipped
 from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeNotConfigured
 from marketplace_api.orders.exceptions import OrderNotFound
-from marketplace_api.payments.stripe_gateway import StripeNotConfigured
 from marketplace_api.ratelimit import RateLimited
 from marketplace_api.refunds import requests
 from marketplace_api.refunds.exceptions import NothingToRefund, RefundRequestExists

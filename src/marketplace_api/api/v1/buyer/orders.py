@@ -13,6 +13,13 @@ from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGa
 from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import (
+    StripeNotConfigured,
+    StripePermissionDenied,
+    StripeRateLimited,
+    StripeRequestRejected,
+    StripeUnavailable,
+)
 from marketplace_api.orders import service
 from marketplace_api.orders.checkout import checkout
 from marketplace_api.orders.exceptions import (
@@ -34,13 +41,6 @@ from marketplace_api.orders.schemas import (
 )
 from marketplace_api.payments import service as payments
 from marketplace_api.payments.exceptions import PaymentNotPayable
-from marketplace_api.payments.stripe_gateway import (
-    StripeNotConfigured,
-    StripePermissionDenied,
-    StripeRateLimited,
-    StripeRequestRejected,
-    StripeUnavailable,
-)
 from marketplace_api.ratelimit import RateLimited
 
 router = APIRouter(prefix="/orders", tags=["buyer"])

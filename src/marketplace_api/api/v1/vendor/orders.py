@@ -22,14 +22,14 @@ from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
-from marketplace_api.orders.exceptions import OrderNotFound
-from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
-from marketplace_api.pagination import InvalidCursor
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     StripeNotConfigured,
     StripePermissionDenied,
     StripeRequestRejected,
 )
+from marketplace_api.orders.exceptions import OrderNotFound
+from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
+from marketplace_api.pagination import InvalidCursor
 from marketplace_api.refunds import requests
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.exceptions import (

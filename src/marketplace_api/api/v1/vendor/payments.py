@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from marketplace_api.deps import CurrentVendor, SessionDep, SettingsDep, StripeGatewayDep
 from marketplace_api.errors import problem_responses
-from marketplace_api.payments.stripe_gateway import (
+from marketplace_api.integrations.stripe import (
     StripeNotConfigured,
     StripePermissionDenied,
     StripeRateLimited,

@@ -1,194 +1,28 @@
-"""The one module that talks to Stripe.
+"""The one class that talks to Stripe.
 
-Every call is async (`StripeClient` on `HTTPXClient`, `*_async` methods), carries an idempotency
-key derived from our own row when it is a POST, and puts our ids in `metadata` so Stripe objects
-lead back to our rows. Stripe's exceptions never leave this module: they are mapped to domain
-problems (`StripeUnavailable`, `StripeRequestRejected`, ...).
-
-The API version is pinned to the one the installed SDK was generated for, so the shapes of the
-objects we read do not change under us when the account's default version moves.
+Every call is async (`*_async` methods), goes through `StripeGateway._call` (timed, counted,
+traced, Stripe's exceptions mapped to our problems), carries an idempotency key derived from our
+own row when it is a POST, and puts our ids in `metadata` so Stripe objects lead back to our rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import time
 import typing
 from collections.abc import Awaitable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import httpx
 import stripe
 from opentelemetry.trace import SpanKind
 
 from marketplace_api import tracing
-from marketplace_api.config import Settings
-from marketplace_api.errors import Conflict, ProblemError, ServiceUnavailable
+from marketplace_api.integrations.stripe.client import STRIPE_API_VERSION
+from marketplace_api.integrations.stripe.errors import map_stripe_error
 from marketplace_api.metrics import stripe_call
-from marketplace_api.webhooks.exceptions import InvalidPayload, InvalidSignature
-
-logger = logging.getLogger(__name__)
-
-
-def _drop_debug(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING
-
-
-# At DEBUG the SDK logs whole request and response bodies: client secrets, e-mail addresses,
-# metadata; at INFO, Stripe's error messages, which may quote what was sent. Those records are
-# dropped whatever LOG_LEVEL says (the gateway logs each error's type, code, param and request
-# id itself); WARNING and above follow LOG_LEVEL (tests/security/test_logs_hold_no_secrets.py).
-logging.getLogger("stripe").addFilter(_drop_debug)
 
 _T = TypeVar("_T")
-
-STRIPE_API_VERSION = stripe.api_version
-
-# Re-exported so other modules can type things without importing `stripe` themselves.
-StripeObject = stripe.StripeObject
-SignatureVerificationError = stripe.SignatureVerificationError
-
-
-class StripeNotConfigured(ServiceUnavailable):
-    code = "stripe_not_configured"
-    title = "Payments are not configured"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "STRIPE_SECRET_KEY is not set on this server; payment endpoints are disabled."
-        )
-
-
-class StripeUnavailable(ServiceUnavailable):
-    code = "stripe_unavailable"
-    title = "The payment provider is unavailable"
-
-    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
-        super().__init__(
-            detail or "Stripe could not be reached. Retry later with the same Idempotency-Key.",
-            headers={"Retry-After": str(retry_after)},
-        )
-
-
-class StripeRateLimited(StripeUnavailable):
-    code = "stripe_rate_limited"
-    title = "The payment provider is rate limiting us"
-
-
-class StripeRequestRejected(ProblemError):
-    """Stripe refused the request as invalid. A bug or a state we did not anticipate."""
-
-    status = 502
-    code = "stripe_request_rejected"
-    title = "The payment provider rejected the request"
-
-
-class StripePermissionDenied(Conflict):
-    """The connected account does not allow this (not onboarded, capability missing, revoked)."""
-
-    code = "stripe_permission_denied"
-    title = "The vendor's Stripe account does not allow this operation"
-
-
-class CardDeclined(ProblemError):
-    status = 402
-    code = "card_declined"
-    title = "The card was declined"
-
-
-class _FormContentHTTPXClient(stripe.HTTPXClient):
-    """stripe 16.1 hands httpx the encoded form as `data=<str>`, which httpx 0.28 deprecates (a
-    later httpx refuses it); send the same bytes as `content=` instead."""
-
-    def _get_request_args_kwargs(  # type: ignore[no-untyped-def]
-        self, method: str, url: str, headers: Any, post_data
-    ):
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        data = kwargs.pop("data", None)
-        if isinstance(data, str | bytes):
-            kwargs["content"] = data
-        elif data:
-            kwargs["data"] = data
-        return args, kwargs
-
-    async def request_async(  # type: ignore[no-untyped-def]
-        self, method: str, url: str, headers: Any, post_data=None
-    ) -> tuple[bytes, int, Any]:
-        """One HTTP attempt; with traces on, its key, status and request id go on the call's
-        span (`StripeGateway._call`)."""
-        if not tracing.enabled():
-            return await super().request_async(method, url, headers, post_data)
-        try:
-            content, status, response_headers = await super().request_async(
-                method, url, headers, post_data
-            )
-        except stripe.APIConnectionError:
-            tracing.record_stripe_attempt(headers, None, {})
-            raise
-        tracing.record_stripe_attempt(headers, status, response_headers)
-        return content, status, response_headers
-
-
-# The development server on the Stripe simulator sets this for its lifetime, so every client
-# built in the API process (its own, the in-process job worker's) talks to the simulator.
-SIMULATOR_TRANSPORT: ContextVar[httpx.AsyncBaseTransport | None] = ContextVar(
-    "stripe_simulator_transport", default=None
-)
-
-
-def build_stripe_client(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> stripe.StripeClient | None:
-    """The client, or None without a secret key. `transport` (default: `SIMULATOR_TRANSPORT`)
-    answers the SDK's requests instead of the network: the Stripe simulator in development."""
-    if settings.stripe_secret_key is None:
-        return None
-    http_client = _FormContentHTTPXClient(timeout=settings.stripe_timeout_seconds)
-    transport = transport or SIMULATOR_TRANSPORT.get()
-    if transport is not None:
-        http_client._client_async = httpx.AsyncClient(transport=transport)
-    return stripe.StripeClient(
-        settings.stripe_secret_key.get_secret_value(),
-        stripe_version=STRIPE_API_VERSION,
-        base_addresses={
-            "api": settings.stripe_api_base,
-            "connect": settings.stripe_connect_api_base,
-        },
-        max_network_retries=settings.stripe_max_network_retries,
-        http_client=http_client,
-    )
-
-
-def map_stripe_error(exc: stripe.StripeError) -> ProblemError:
-    """Turn a Stripe exception into the problem we answer with. Never leaks Stripe's raw body."""
-    request_id = getattr(exc, "request_id", None)
-    extra: dict[str, Any] = {"stripe_request_id": request_id} if request_id else {}
-    if isinstance(exc, stripe.CardError):
-        return CardDeclined(exc.user_message or "The card was declined.", decline_code=exc.code)
-    if isinstance(exc, stripe.RateLimitError):
-        return StripeRateLimited()
-    if isinstance(exc, stripe.APIConnectionError):
-        return StripeUnavailable()
-    if isinstance(exc, stripe.PermissionError):
-        return StripePermissionDenied(**extra)
-    if isinstance(exc, stripe.InvalidRequestError):
-        logger.warning(
-            "stripe rejected a request",
-            extra={"stripe_code": exc.code, "stripe_param": exc.param, **extra},
-        )
-        return StripeRequestRejected(
-            "Stripe rejected the request; it has been logged.", stripe_code=exc.code, **extra
-        )
-    if isinstance(exc, stripe.AuthenticationError):
-        logger.error("stripe authentication failed: check STRIPE_SECRET_KEY")
-        return StripeUnavailable("Payments are misconfigured on this server.", retry_after=60)
-    # stripe.APIError (5xx), IdempotencyError and anything newer.
-    logger.warning("stripe error", extra={"stripe_error": type(exc).__name__, **extra})
-    return StripeUnavailable()
 
 
 class StripeGateway:
@@ -201,15 +35,16 @@ class StripeGateway:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
 
-    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+    async def _call(self, awaitable: Awaitable[_T], *, operation: str | None = None) -> _T:
         """Await one Stripe call; a Stripe exception leaves as our problem (`map_stripe_error`).
 
         Each call is timed and counted for /metrics by its SDK method, e.g. `PaymentIntent.create`,
         and, with traces on, is one span of that name holding our idempotency key and Stripe's
         request id (never parameters).
         """
-        qualname = getattr(awaitable, "__qualname__", "stripe")
-        operation = qualname.replace("Service.", ".").removesuffix("_async")
+        if operation is None:
+            qualname = getattr(awaitable, "__qualname__", "stripe")
+            operation = qualname.replace("Service.", ".").removesuffix("_async")
         with tracing.span(
             f"stripe {operation}",
             kind=SpanKind.CLIENT,
@@ -571,16 +406,14 @@ class StripeGateway:
         )
         return refund.to_dict()
 
-    # --- webhooks and reconciliation: events, webhook endpoints, retrieval --------------------
-    # Signature verification is `verify_event` below (module level: it needs only the signing
-    # secrets, so webhooks are verified even when STRIPE_SECRET_KEY is unset).
+    # --- webhook endpoints (signature verification is `webhooks.signature.verify_event`) -----
 
     async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
-        try:
+        async def every_page() -> list[WebhookEndpoint]:
             page = await self._client.v1.webhook_endpoints.list_async(params={"limit": 100})
             return [_webhook_endpoint(we) async for we in page.auto_paging_iter()]
-        except stripe.StripeError as exc:
-            raise map_stripe_error(exc) from exc
+
+        return await self._call(every_page(), operation="WebhookEndpoint.list")
 
     async def create_webhook_endpoint(
         self,
@@ -602,13 +435,12 @@ class StripeGateway:
             "metadata": metadata,
         }
         key = f"webhook-endpoint:{_digest(params)}:create"
-        try:
-            we = await self._client.v1.webhook_endpoints.create_async(
+        we = await self._call(
+            self._client.v1.webhook_endpoints.create_async(
                 params=cast(stripe.params.WebhookEndpointCreateParams, params),
                 options={"idempotency_key": key},
             )
-        except stripe.StripeError as exc:
-            raise map_stripe_error(exc) from exc
+        )
         return _webhook_endpoint(we)
 
     async def update_webhook_endpoint(
@@ -628,14 +460,13 @@ class StripeGateway:
             "metadata": metadata,
         }
         key = f"webhook-endpoint:{endpoint_id}:update:{_digest(params)}"
-        try:
-            we = await self._client.v1.webhook_endpoints.update_async(
+        we = await self._call(
+            self._client.v1.webhook_endpoints.update_async(
                 endpoint_id,
                 params=cast(stripe.params.WebhookEndpointUpdateParams, params),
                 options={"idempotency_key": key},
             )
-        except stripe.StripeError as exc:
-            raise map_stripe_error(exc) from exc
+        )
         return _webhook_endpoint(we)
 
     async def delete_webhook_endpoint(self, endpoint_id: str) -> None:
@@ -776,60 +607,3 @@ def _webhook_endpoint(we: stripe.WebhookEndpoint) -> WebhookEndpoint:
         metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
         secret=data.get("secret"),
     )
-
-
-def verify_event(
-    payload: bytes, signature_header: str | None, secrets: Sequence[str], tolerance: int
-) -> dict[str, Any]:
-    """Check `Stripe-Signature` against every signing secret (platform endpoint, Connect endpoint,
-    a rotated old secret) and return the event as JSON.
-
-    Needs no API key. An empty `secrets` accepts nothing. Errors never contain the payload: Stripe's
-    `SignatureVerificationError` carries the body, so only our own message leaves this function.
-    """
-    candidates = [s for s in secrets if s.strip()]
-    if not candidates:
-        logger.error("webhook rejected: STRIPE_WEBHOOK_SECRETS is empty")
-        raise InvalidSignature("No webhook signing secret is configured on this server.")
-    if not signature_header:
-        raise InvalidSignature("The Stripe-Signature header is missing.")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSignature("The signature does not match the payload.") from None
-    reason = "The signature does not match the payload."
-    for secret in candidates:
-        try:
-            stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance)
-        except stripe.SignatureVerificationError as exc:
-            if "tolerance" in (exc.user_message or ""):
-                reason = "The signature timestamp is outside the tolerance."
-            elif "extract" in (exc.user_message or "") or "scheme" in (exc.user_message or ""):
-                reason = "The Stripe-Signature header is malformed."
-            continue
-        break
-    else:
-        raise InvalidSignature(reason)
-    # Stripe's check refuses only timestamps older than the tolerance; one from the future (an
-    # hour, ten years) would make a captured delivery replayable for that long: refused too.
-    if _signed_at(signature_header) > time.time() + tolerance:
-        raise InvalidSignature("The signature timestamp is outside the tolerance.")
-    try:
-        event = json.loads(text)
-    except RecursionError:
-        raise InvalidPayload("The signed payload is nested too deeply.") from None
-    except ValueError:
-        raise InvalidPayload("The signed payload is not JSON.") from None
-    if not isinstance(event, dict):
-        raise InvalidPayload("The signed payload is not an event object.")
-    return event
-
-
-def _signed_at(signature_header: str) -> int:
-    """The newest `t=` of a header that has been verified (so at least one is an integer)."""
-    stamps = []
-    for item in signature_header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t" and value.strip().isdigit():
-            stamps.append(int(value))
-    return max(stamps, default=0)
