@@ -45,7 +45,8 @@ from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.events import Delivery
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
+from marketplace_api.transfers.jobs import retry_pending_transfers
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -400,7 +401,7 @@ async def _drain(world: World) -> None:
         await refunds.retry_failed_refunds(
             world.sessions, gateway, now=later, settings=world.state_settings
         )
-        await transfers.retry_pending_transfers(
+        await retry_pending_transfers(
             world.sessions, gateway, now=later, settings=world.state_settings
         )
         await reconcile(world.sessions, gateway, now=later, pending_payment_age=timedelta(0))

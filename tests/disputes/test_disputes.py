@@ -18,7 +18,7 @@ from marketplace_api.disputes.models import Dispute
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.refunds import service as refunds
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.models import ReleaseTrigger, ReversalStatus, TransferReversal
 from tests.conftest import AuthUser, make_settings
 from tests.fixtures.stripe import event, form

@@ -23,7 +23,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.models import ReleaseTrigger
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event

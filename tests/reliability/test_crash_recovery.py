@@ -19,6 +19,7 @@ import respx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from marketplace_api import stripe_attempts as attempts
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
 from marketplace_api.integrations.stripe import StripeGateway
@@ -28,8 +29,8 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
-from marketplace_api.transfers import attempts
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
+from marketplace_api.transfers.jobs import retry_pending_transfers
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -160,14 +161,12 @@ async def test_release_crash_after_the_transfer_is_made_is_repaired_without_a_se
     assert transfer.stripe_transfer_id is None
     # The claim's lease keeps the job away while the crashed caller might still be running.
     assert transfer.next_attempt_at == NOW + attempts.LEASE
-    assert await transfers.retry_pending_transfers(sessions, gateway, now=NOW) == 0
+    assert await retry_pending_transfers(sessions, gateway, now=NOW) == 0
     assert route.call_count == 1
 
     if repair == "webhook":  # Stripe's `transfer.created` carries our transfer_id
         await deliver(client, event("transfer.created", made))
-    paid_by_job = await transfers.retry_pending_transfers(
-        sessions, gateway, now=NOW + attempts.LEASE
-    )
+    paid_by_job = await retry_pending_transfers(sessions, gateway, now=NOW + attempts.LEASE)
 
     assert paid_by_job == (1 if repair == "job" else 0)
     assert keys(route) == [f"transfer:{transfer.id}"] * route.call_count

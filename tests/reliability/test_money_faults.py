@@ -27,7 +27,8 @@ from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
+from marketplace_api.transfers.jobs import retry_pending_transfers
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -113,10 +114,10 @@ async def test_release_transfer_fault_stays_pending_and_the_job_retries_with_the
     again = await client.post(url, headers=admin.headers)
     assert again.json()["id"] == body["id"]
     # Nothing before it is due.
-    assert await transfers.retry_pending_transfers(sessions, gateway, now=datetime.now(UTC)) == 0
+    assert await retry_pending_transfers(sessions, gateway, now=datetime.now(UTC)) == 0
     assert route.call_count == 1
 
-    assert await transfers.retry_pending_transfers(sessions, gateway, now=due) == 1
+    assert await retry_pending_transfers(sessions, gateway, now=due) == 1
 
     assert keys(route) == [f"transfer:{transfer.id}"] * 2
     first, second = bodies(route)

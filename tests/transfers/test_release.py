@@ -13,7 +13,8 @@ from marketplace_api.deps import AppState
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.refunds.models import RefundRequest
-from marketplace_api.transfers import service
+from marketplace_api.transfers import release as service
+from marketplace_api.transfers.jobs import release_due_orders, retry_pending_transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import form, stripe_error
@@ -97,9 +98,9 @@ async def test_refused_transfer_stays_failed_and_the_job_retries_it_with_a_new_k
     assert transfer.next_attempt_at > NOW
 
     sessionmaker = _sessionmaker(session)
-    assert await service.retry_pending_transfers(sessionmaker, app_state.stripe, now=NOW) == 0
+    assert await retry_pending_transfers(sessionmaker, app_state.stripe, now=NOW) == 0
     later = transfer.next_attempt_at
-    assert await service.retry_pending_transfers(sessionmaker, app_state.stripe, now=later) == 1
+    assert await retry_pending_transfers(sessionmaker, app_state.stripe, now=later) == 1
 
     keys = [c.request.headers["Idempotency-Key"] for c in route.calls]
     assert keys == [f"transfer:{transfer.id}", f"transfer:{transfer.id}:1"]
@@ -125,9 +126,7 @@ async def test_transfer_timeout_is_retried_with_the_same_key(
     assert transfer.next_attempt_at is not None
     sessionmaker = _sessionmaker(session)
     assert (
-        await service.retry_pending_transfers(
-            sessionmaker, app_state.stripe, now=transfer.next_attempt_at
-        )
+        await retry_pending_transfers(sessionmaker, app_state.stripe, now=transfer.next_attempt_at)
         == 1
     )
     keys = {c.request.headers["Idempotency-Key"] for c in route.calls}
@@ -205,7 +204,7 @@ async def test_auto_release_only_takes_orders_shipped_long_enough_ago_without_op
     route = stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
     assert app_state.stripe is not None
 
-    released = await service.release_due_orders(
+    released = await release_due_orders(
         _sessionmaker(session), app_state.stripe, now=NOW, settings=app_state.settings
     )
 

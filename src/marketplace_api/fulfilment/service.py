@@ -35,7 +35,7 @@ from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus
 from marketplace_api.refunds.schemas import RefundRead, RefundRequestRead
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.exceptions import OrderDisputed, RefundRequestOpen
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
 from marketplace_api.transfers.schemas import TransferRead

@@ -57,8 +57,8 @@ STALLED_WORKER_SECONDS = 60
 # Money movements after the payment: functions of `transfers.service` and `refunds.service`, all
 # `(sessionmaker, gateway, *, now, settings)`, idempotent and safe on several workers at once.
 MONEY_JOBS: dict[str, tuple[str, str]] = {
-    "auto_release": ("marketplace_api.transfers.service", "release_due_orders"),
-    "retry_pending_transfers": ("marketplace_api.transfers.service", "retry_pending_transfers"),
+    "auto_release": ("marketplace_api.transfers.jobs", "release_due_orders"),
+    "retry_pending_transfers": ("marketplace_api.transfers.jobs", "retry_pending_transfers"),
     "retry_failed_refunds": ("marketplace_api.refunds.service", "retry_failed_refunds"),
 }
 

@@ -28,6 +28,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace_api import stripe_attempts as attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import StripeGateway
@@ -37,7 +38,6 @@ from marketplace_api.notifications.notify import notify_duplicate_payment_refund
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
-from marketplace_api.transfers import attempts
 from marketplace_api.webhooks.binding import Source, account_of, id_of, verify
 
 logger = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType, Settings
-from marketplace_api.errors import ProblemError
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
@@ -43,33 +43,27 @@ from marketplace_api.refunds.exceptions import (
     PaymentNotFound,
     RefundExceedsRemainder,
 )
+from marketplace_api.refunds.execution import execute_refund
 from marketplace_api.refunds.models import (
     Refund,
     RefundOrigin,
-    RefundRequest,
     RefundRequestStatus,
     RefundStatus,
 )
 from marketplace_api.refunds.schemas import PaymentRefundCreate, RefundCreate
-from marketplace_api.refunds.state import transition_refund
-from marketplace_api.refunds.sync import (
-    apply_refund_object,
-    cancel_reversal_of,
-    get_refund,
-    reopen_request,
-    split_refund,
-)
-from marketplace_api.transfers import attempts
-from marketplace_api.transfers import service as transfers
+from marketplace_api.refunds.sync import split_refund
+from marketplace_api.transfers import reversals
 from marketplace_api.transfers.exceptions import OrderDisputed
-from marketplace_api.transfers.models import ReversalStatus, TransferReversal, TransferStatus
+from marketplace_api.transfers.models import TransferReversal, TransferStatus
 from marketplace_api.transfers.queries import (
     fresh_payment,
     has_open_dispute,
     lock_order,
+    open_refund_request,
     refund_totals,
     transfer_of_order,
 )
+from marketplace_api.vendors.service import get_vendor_of_user
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +141,8 @@ async def _reserve(
     if order is None:
         raise OrderNotFound()
     if vendor_user_id is not None:
-        from marketplace_api.fulfilment.service import vendor_id_of
-
-        if order.vendor_id != await vendor_id_of(session, vendor_user_id):
+        vendor = await get_vendor_of_user(session, vendor_user_id)
+        if vendor is None or order.vendor_id != vendor.id:
             raise OrderNotFound()
     payment = await fresh_payment(session, order.payment_id)
     if payment.status is not PaymentStatus.succeeded:
@@ -186,14 +179,7 @@ async def _reserve(
         created_by_id=actor_id,
         status=RefundStatus.pending,
     )
-    request = (
-        await session.execute(
-            select(RefundRequest).where(
-                RefundRequest.order_id == order.id,
-                RefundRequest.status == RefundRequestStatus.open,
-            )
-        )
-    ).scalar_one_or_none()
+    request = await open_refund_request(session, order.id)
     if request is not None:
         request.status = RefundRequestStatus.approved
         request.resolved_at = now
@@ -221,122 +207,6 @@ async def _reserve(
         extra={"refund_id": str(refund.id), "order_id": str(order.id), "amount": amount},
     )
     return refund
-
-
-async def execute_refund(
-    session: AsyncSession,
-    gateway: StripeGateway,
-    refund_id: uuid.UUID,
-    *,
-    now: datetime,
-    raise_refused: bool = False,
-    resume: bool = False,
-) -> Refund:
-    """Make the Stripe call of a reserved refund (if nobody else is making it right now), record
-    the answer, then make its transfer reversal if it has one.
-
-    `resume`: the retry of the API request that reserved it (its Idempotency-Key lock proves the
-    first attempt is over) takes the call over at once, without waiting for that attempt's lease;
-    the same Stripe key makes a second call replay the first."""
-    due = or_(Refund.next_attempt_at.is_(None), Refund.next_attempt_at <= now)
-    claimed = await session.execute(
-        update(Refund)
-        .where(
-            Refund.id == refund_id,
-            Refund.status == RefundStatus.pending,
-            Refund.stripe_refund_id.is_(None),
-            *([] if resume else [due]),
-        )
-        .values(next_attempt_at=now + attempts.LEASE)
-        .returning(Refund.id)
-        .execution_options(synchronize_session=False)
-    )
-    is_claimed = claimed.first() is not None
-    refund = await get_refund(session, refund_id)
-    payment = await fresh_payment(session, refund.payment_id)
-    await session.commit()
-    if not is_claimed:
-        if resume and refund.status is RefundStatus.succeeded:  # its reversal may be left
-            await _execute_reversal_of(session, gateway, refund.id, now=now)
-            return await get_refund(session, refund.id)
-        return refund
-    try:
-        stripe_refund = await gateway.create_refund(
-            payment_intent=str(payment.stripe_payment_intent_id),
-            amount=refund.amount,
-            reason=refund.reason.value,
-            metadata={
-                "refund_id": str(refund.id),
-                "order_id": str(refund.order_id),
-                "payment_id": str(refund.payment_id),
-            },
-            idempotency_key=refund.idempotency_key,
-            reverse_transfer=True if payment.charge_type is ChargeType.destination else None,
-            refund_application_fee=refund.refund_application_fee,
-            stripe_account=(
-                payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
-            ),
-        )
-    except ProblemError as exc:
-        await _record_call_failure(session, refund, exc, now=now)
-        if raise_refused and not attempts.is_transient(exc):
-            raise
-        return await get_refund(session, refund.id)
-    await apply_refund_object(session, stripe_refund, observed_at=now)
-    await session.commit()
-    refund = await get_refund(session, refund.id)
-    if refund.status is RefundStatus.succeeded:  # a pending refund may still fail
-        await _execute_reversal_of(session, gateway, refund.id, now=now)
-    return await get_refund(session, refund.id)
-
-
-async def _record_call_failure(
-    session: AsyncSession, refund: Refund, exc: ProblemError, *, now: datetime
-) -> None:
-    tries = refund.attempts + 1
-    logger.warning("stripe refund failed", extra={"refund_id": str(refund.id), "error": exc.code})
-    if attempts.is_transient(exc):  # may have been made: retry with the same key
-        await transition_refund(
-            session,
-            refund.id,
-            RefundStatus.pending,
-            values={
-                "attempts": tries,
-                "last_error": attempts.describe(exc),
-                "next_attempt_at": attempts.next_attempt(now, tries),
-            },
-        )
-    else:  # refused: nothing was refunded; the reservation is released
-        await transition_refund(
-            session,
-            refund.id,
-            RefundStatus.failed,
-            values={
-                "attempts": tries,
-                "last_error": attempts.describe(exc),
-                "failure_reason": str(exc.extra.get("stripe_code") or exc.code)[:255],
-                "next_attempt_at": None,
-            },
-        )
-        await cancel_reversal_of(session, refund.id, "the refund was refused")
-        await reopen_request(session, refund)
-    await session.commit()
-
-
-async def _execute_reversal_of(
-    session: AsyncSession, gateway: StripeGateway, refund_id: uuid.UUID, *, now: datetime
-) -> None:
-    reversal_id = (
-        await session.execute(
-            select(TransferReversal.id).where(
-                TransferReversal.refund_id == refund_id,
-                TransferReversal.status.in_((ReversalStatus.pending, ReversalStatus.failed)),
-            )
-        )
-    ).scalar_one_or_none()
-    await session.commit()
-    if reversal_id is not None:
-        await transfers.execute_reversal(session, gateway, reversal_id, now=now)
 
 
 async def refund_payment(
@@ -414,7 +284,7 @@ async def retry_failed_refunds(
     gateway: StripeGateway,
     *,
     now: datetime,
-    settings: Settings | None = None,
+    settings: Settings,
     limit: int = 200,
 ) -> int:
     """Refunds whose Stripe call did not complete (timeout, 5xx, rate limit, a crash after the
@@ -422,55 +292,35 @@ async def retry_failed_refunds(
     pending or were refused (refunds' and lost disputes'). Refunds Stripe refused or reported
     failed stay failed: their reservation is released and a new refund can be made.
     Returns how many rows were attempted."""
-    from marketplace_api.config import get_settings
-
-    settings = settings or get_settings()
     async with sessionmaker() as session:
-        refund_ids = (
-            (
-                await session.execute(
-                    select(Refund.id)
-                    .where(
-                        Refund.status == RefundStatus.pending,
-                        Refund.stripe_refund_id.is_(None),
-                        or_(
-                            Refund.next_attempt_at <= now,
-                            Refund.next_attempt_at.is_(None)
-                            & (Refund.created_at <= now - attempts.LEASE),
-                        ),
-                    )
-                    .order_by(Refund.created_at, Refund.id)
-                    .limit(limit)
+        refund_ids = list(
+            await session.scalars(
+                select(Refund.id)
+                .where(
+                    Refund.status == RefundStatus.pending,
+                    Refund.stripe_refund_id.is_(None),
+                    stripe_attempts.due_for_retry(Refund, now),
                 )
+                .order_by(Refund.created_at, Refund.id)
+                .limit(limit)
             )
-            .scalars()
-            .all()
         )
-        reversal_ids = (
-            (
-                await session.execute(
-                    select(TransferReversal.id)
-                    .where(
-                        TransferReversal.status.in_(
-                            (ReversalStatus.pending, ReversalStatus.failed)
-                        ),
-                        or_(
-                            TransferReversal.next_attempt_at.is_(None),
-                            TransferReversal.next_attempt_at <= now,
-                        ),
-                    )
-                    .order_by(TransferReversal.created_at, TransferReversal.id)
-                    .limit(limit)
+        reversal_ids = list(
+            await session.scalars(
+                select(TransferReversal.id)
+                .where(
+                    TransferReversal.status.in_(reversals.DUE),
+                    stripe_attempts.due(TransferReversal, now),
                 )
+                .order_by(TransferReversal.created_at, TransferReversal.id)
+                .limit(limit)
             )
-            .scalars()
-            .all()
         )
         await session.commit()
         for refund_id in refund_ids:
             await execute_refund(session, gateway, refund_id, now=now)
         for reversal_id in reversal_ids:
-            await transfers.execute_reversal(
+            await reversals.execute_reversal(
                 session, gateway, reversal_id, now=now, settings=settings
             )
     # Second PaymentIntents of one payment, refunded whole (`refunds.duplicates`).

@@ -29,7 +29,7 @@ from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.refunds.models import Refund, RefundStatus
-from marketplace_api.transfers import service as transfers
+from marketplace_api.transfers import records as transfers
 from marketplace_api.transfers.models import (
     ReversalStatus,
     Transfer,
