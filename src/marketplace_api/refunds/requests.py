@@ -95,13 +95,11 @@ async def decline_refund_request(
     )
     moved = result.first() is not None
     await session.commit()
-    request = (
-        await session.execute(
-            select(RefundRequest)
-            .where(RefundRequest.id == request_id, RefundRequest.order_id == order_id)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    request = await session.scalar(
+        select(RefundRequest)
+        .where(RefundRequest.id == request_id, RefundRequest.order_id == order_id)
+        .execution_options(populate_existing=True)
+    )
     if request is None:
         raise RefundRequestNotFound()
     if not moved:
