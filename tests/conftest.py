@@ -90,7 +90,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "jwt_secret": "test-jwt-secret-" + "x" * 64,
         "frontend_url": "https://shop.example",
         "cors_origins": ["https://shop.example"],
-        "log_json": False,
+        "log_format": "text",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
