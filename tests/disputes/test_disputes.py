@@ -23,7 +23,6 @@ from marketplace_api.transfers.models import ReleaseTrigger, ReversalStatus, Tra
 from tests.conftest import AuthUser, make_settings
 from tests.fixtures.stripe import event, form
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     deliver,
     dispute_json,
@@ -31,8 +30,6 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _order_status(session: AsyncSession, order: Order) -> OrderStatus:

@@ -16,12 +16,9 @@ from tests.conftest import AuthUser, MakeUser
 from tests.fixtures.stripe import form
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
     create_intent_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _cart(session: AsyncSession, stock: int = 5) -> dict[str, object]:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import Role, User
@@ -22,11 +21,6 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.vendors.models import Vendor
 from tests.fixtures.stripe import form, ok, stripe_id
 from tests.orders.factories import make_vendor
-
-# stripe 16.1's HTTPXClient posts the form with `data=<str>`, which httpx 0.28 deprecates.
-ALLOW_STRIPE_FORM_WARNING = pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
-)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -27,7 +27,6 @@ from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferS
 from tests.conftest import AuthUser
 from tests.fixtures.statements import Statements
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     Paid,
     make_paid,
@@ -36,8 +35,6 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _held_from_domain(session: AsyncSession, payment: Payment) -> int:

@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 import respx
 
 from tests.fixtures.stripe import STRIPE_API_BASE, form, ok, stripe_id
 from tests.orders.factories import payment_intent
-
-# stripe 16.1's HTTPXClient posts the form with `data=<str>`, which httpx 0.28 deprecates.
-ALLOW_STRIPE_FORM_WARNING = pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
-)
 
 
 def _metadata(fields: dict[str, str]) -> dict[str, str]:

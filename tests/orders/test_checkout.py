@@ -16,9 +16,7 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import form, stripe_error
 from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.orders.stripe_mocks import mock_create_intent
 
 
 async def _stock(session: AsyncSession, listing: Listing | uuid.UUID) -> int:

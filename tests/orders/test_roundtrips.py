@@ -20,12 +20,9 @@ from tests.fixtures.statements import Statements
 from tests.fixtures.stripe import form
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
     create_intent_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 SHIPPING = {
     "name": "Jenny Rosen",

@@ -17,12 +17,9 @@ from tests.conftest import AuthUser, MakeUser
 from tests.fixtures.stripe import STRIPE_API_BASE, form, ok, stripe_error
 from tests.orders.factories import make_listing, make_vendor, payment_intent
 from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
     checkout_session_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _checkout(

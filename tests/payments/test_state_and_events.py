@@ -24,9 +24,7 @@ from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_han
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import STRIPE_API_BASE, event, ok, stripe_error
 from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING
 
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 

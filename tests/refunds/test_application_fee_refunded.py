@@ -21,15 +21,12 @@ from marketplace_api.refunds.models import RefundOrigin
 from marketplace_api.refunds.schemas import RefundCreate
 from tests.fixtures.stripe import event, stripe_id
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     Paid,
     deliver,
     make_paid,
     refund_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _refund(session: AsyncSession, app_state: AppState, paid: Paid, amount: int) -> int:

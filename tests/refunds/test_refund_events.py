@@ -20,15 +20,12 @@ from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
 from tests.fixtures.stripe import event
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     deliver,
     make_paid,
     refund_handler,
     refund_json,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _refund_moves(session: AsyncSession) -> int:

@@ -28,7 +28,6 @@ from marketplace_api.transfers.models import ReleaseTrigger
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     deliver,
     make_paid,
@@ -37,8 +36,6 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 # (charge type, released before the refund) -> what the vendor is owed back once it failed
 SCENARIOS = {

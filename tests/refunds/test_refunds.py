@@ -30,7 +30,6 @@ from marketplace_api.transfers.models import (
 from tests.conftest import AuthUser, make_settings
 from tests.fixtures.stripe import form, stripe_error
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     make_paid,
     refund_handler,
@@ -38,8 +37,6 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 def _metadata(refund_id: str, paid: object) -> dict[str, str]:

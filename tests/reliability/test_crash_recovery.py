@@ -42,7 +42,6 @@ from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, form, ok
 from tests.idempotency.holders import hold_key
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     deliver,
     make_paid,
@@ -66,8 +65,6 @@ from tests.reliability.faults import (
 )
 from tests.reliability.test_vendor_faults import account_handler, link_handler
 from tests.vendors import factories as vendor_factories
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 REPAIRS = ["job", "webhook"]
 

@@ -38,7 +38,6 @@ from marketplace_api.transfers.models import (
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, stripe_error
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     Paid,
     deliver,
@@ -50,8 +49,6 @@ from tests.ledger.factories import (
     transfer_handler,
 )
 from tests.reliability.faults import FAULTS, Fault, bodies, flaky, keys, successes
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 T = TypeVar("T")
 

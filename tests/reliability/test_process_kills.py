@@ -44,12 +44,10 @@ from marketplace_api.refunds.models import Refund, RefundRequest, RefundStatus
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import build_state, make_settings
 from tests.fixtures.database import truncate_all
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, NOW, make_buyer, make_paid
+from tests.ledger.factories import NOW, make_buyer, make_paid
 from tests.orders.factories import make_listing, make_vendor
 from tests.reliability.processes import Zygote, settings_env
 from tests.reliability.stripe_standin import KillRule, StripeStandIn
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 HOOK_POINTS = ("resource_committed", "answer_stored")
 RETRY_DEADLINE = 15.0  # seconds a retry may be told 409 while PostgreSQL ends the dead backend

@@ -17,9 +17,7 @@ from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers.models import Transfer
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, make_paid, transfer_handler
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.ledger.factories import make_paid, transfer_handler
 
 
 def _timeout(request: httpx.Request) -> httpx.Response:

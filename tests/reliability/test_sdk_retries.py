@@ -19,13 +19,10 @@ from tests.conftest import AuthUser, build_state, make_settings
 from tests.fixtures.stripe import stripe_error
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
     create_intent_handler,
     mock_create_intent,
 )
 from tests.reliability.faults import bodies, keys, successes
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_sdk_retries_of_one_request_reuse_its_idempotency_key(

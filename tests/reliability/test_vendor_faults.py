@@ -29,12 +29,9 @@ from tests.reliability.faults import (
 from tests.vendors.factories import (
     account,
     active_account,
-    allow_stripe_sdk_warning,
     make_vendor,
 )
 from tests.webhooks.reconcile_mocks import mock_nothing_listed
-
-pytestmark = allow_stripe_sdk_warning
 
 LINK = {
     "object": "account_link",

@@ -18,14 +18,11 @@ from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferS
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import form, stripe_error
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     days_ago,
     make_paid,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_admin_release_sends_the_exact_transfer(

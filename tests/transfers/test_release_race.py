@@ -19,14 +19,11 @@ from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import MakeUser
 from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
     NOW,
     days_ago,
     make_paid,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_twenty_concurrent_releases_make_one_transfer(

@@ -8,18 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import Role, User
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.fixtures.stripe import stripe_id
-
-# stripe 16's HTTPXClient posts with `data=<bytes>`, which httpx deprecates; with
-# `filterwarnings = error` that warning would become a connection error inside the SDK.
-allow_stripe_sdk_warning = pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
-)
 
 NEW_REQUIREMENTS = {
     "alternatives": [],

@@ -14,9 +14,7 @@ from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import form
-from tests.vendors.factories import allow_stripe_sdk_warning, make_vendor
-
-pytestmark = allow_stripe_sdk_warning
+from tests.vendors.factories import make_vendor
 
 
 @pytest.fixture

@@ -14,11 +14,8 @@ from tests.conftest import AuthUser
 from tests.fixtures.stripe import form, ok, stripe_error
 from tests.vendors.factories import (
     active_account,
-    allow_stripe_sdk_warning,
     make_vendor,
 )
-
-pytestmark = allow_stripe_sdk_warning
 
 LINK = {
     "object": "account_link",

@@ -17,9 +17,7 @@ from marketplace_api.main import create_app
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser, MakeUser, build_state, make_settings
 from tests.fixtures.stripe import form, ok, stripe_error
-from tests.vendors.factories import account, allow_stripe_sdk_warning, make_vendor
-
-pytestmark = allow_stripe_sdk_warning
+from tests.vendors.factories import account, make_vendor
 
 LINK = {
     "object": "account_link",

@@ -25,11 +25,9 @@ from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefu
 from marketplace_api.refunds.service import retry_failed_refunds
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, form, stripe_error, stripe_id
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, deliver, metadata_of, refund_json
+from tests.ledger.factories import deliver, metadata_of, refund_json
 from tests.orders.factories import payment_intent
 from tests.webhooks.test_binding import unpaid_payment
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 def _refund_answer(status: str = "succeeded") -> Any:

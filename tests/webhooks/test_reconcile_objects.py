@@ -50,14 +50,11 @@ from tests.ledger.factories import (
 )
 from tests.orders.factories import make_listing, make_vendor
 from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
     checkout_session_handler,
     mock_create_intent,
 )
 from tests.vendors import factories as vendor_factories
 from tests.webhooks.reconcile_mocks import mock_active_accounts, stripe_list
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 Run = Callable[..., Awaitable[ReconcileReport]]
 
