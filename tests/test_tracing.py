@@ -27,10 +27,10 @@ from marketplace_api.main import create_app
 from marketplace_api.observability import configure_logging
 from marketplace_api.tracing import TracingMiddleware
 from tests.conftest import PASSWORD, AuthUser, build_state
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import stripe_error
+from tests.fixtures.stripe_mocks import mock_create_intent
 from tests.fixtures.tracing import descends_from, exported_text, named
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import mock_create_intent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

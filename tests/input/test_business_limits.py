@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.money import MAXIMUM_CHARGE_AMOUNT, SUPPORTED_CURRENCIES
 from marketplace_api.orders.models import Order
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import make_vendor
+from tests.fixtures.catalog import make_listing
+from tests.fixtures.catalog import make_vendor as make_selling_vendor
 from tests.fixtures.stripe import form
-from tests.orders.factories import make_listing
-from tests.orders.factories import make_vendor as make_selling_vendor
-from tests.orders.stripe_mocks import mock_create_intent
-from tests.vendors.factories import make_vendor
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 LISTING = {"title": "Mug", "currency": "usd", "stock_quantity": 5}
 

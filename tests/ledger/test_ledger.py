@@ -25,8 +25,7 @@ from marketplace_api.refunds.schemas import RefundCreate
 from marketplace_api.transfers import service as transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
-from tests.fixtures.statements import Statements
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     NOW,
     Paid,
     make_paid,
@@ -35,6 +34,7 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
+from tests.fixtures.statements import Statements
 
 
 async def _held_from_domain(session: AsyncSession, payment: Payment) -> int:

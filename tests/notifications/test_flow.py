@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace_api.accounts.models import Role
 from tests.conftest import MakeUser
+from tests.fixtures.money import refund_handler
+from tests.fixtures.orders import make_vendor, place_order, succeeded_event
 from tests.fixtures.stripe import event_body, sign
-from tests.ledger.factories import refund_handler
 from tests.notifications.conftest import Drain, SmtpServer, mail_settings
-from tests.notifications.factories import make_vendor, place_order, succeeded_event
 
 
 async def deliver(client: httpx.AsyncClient, evt: dict[str, object]) -> dict[str, object]:

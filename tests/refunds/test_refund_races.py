@@ -17,7 +17,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers.models import ReversalStatus, Transfer, TransferReversal
 from tests.conftest import MakeUser
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     make_paid,
     refund_handler,
     reversal_handler,

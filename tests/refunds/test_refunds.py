@@ -28,8 +28,7 @@ from marketplace_api.transfers.models import (
     TransferReversal,
 )
 from tests.conftest import AuthUser, make_settings
-from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     NOW,
     make_paid,
     refund_handler,
@@ -37,6 +36,7 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
+from tests.fixtures.stripe import form, stripe_error
 
 
 def _metadata(refund_id: str, paid: object) -> dict[str, str]:

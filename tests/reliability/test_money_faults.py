@@ -36,8 +36,7 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event, stripe_error
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     NOW,
     Paid,
     deliver,
@@ -48,6 +47,7 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
+from tests.fixtures.stripe import event, stripe_error
 from tests.reliability.faults import FAULTS, Fault, bodies, flaky, keys, successes
 
 T = TypeVar("T")

@@ -15,6 +15,11 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import (
+    account,
+    active_account,
+    make_vendor,
+)
 from tests.fixtures.stripe import form, ok
 from tests.reliability.faults import (
     FAULTS,
@@ -25,11 +30,6 @@ from tests.reliability.faults import (
     keys,
     stable_id,
     successes,
-)
-from tests.vendors.factories import (
-    account,
-    active_account,
-    make_vendor,
 )
 from tests.webhooks.reconcile_mocks import mock_nothing_listed
 

@@ -26,9 +26,9 @@ from marketplace_api.main import create_app
 from marketplace_api.observability import build_formatter, install_safe_exception_logging
 from marketplace_api.webhooks.dispatch import EventContext, load_handlers
 from tests.conftest import PASSWORD, AuthUser, build_state
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import WEBHOOK_SECRET, event, event_body, sign, stripe_error
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import create_intent_handler
+from tests.fixtures.stripe_mocks import create_intent_handler
 
 CARD_NUMBER = "4242424242424242"
 

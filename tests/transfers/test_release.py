@@ -16,13 +16,13 @@ from marketplace_api.refunds.models import RefundRequest
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     NOW,
     days_ago,
     make_paid,
     transfer_handler,
 )
+from tests.fixtures.stripe import form, stripe_error
 
 
 async def test_admin_release_sends_the_exact_transfer(

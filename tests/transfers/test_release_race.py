@@ -18,7 +18,7 @@ from marketplace_api.integrations.stripe import StripeGateway, build_stripe_clie
 from marketplace_api.transfers import service
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import MakeUser
-from tests.ledger.factories import (
+from tests.fixtures.money import (
     NOW,
     days_ago,
     make_paid,

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import make_vendor
 from tests.fixtures.stripe import form
-from tests.vendors.factories import make_vendor
 
 
 @pytest.fixture

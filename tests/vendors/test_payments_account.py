@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import form, ok, stripe_error
-from tests.vendors.factories import (
+from tests.fixtures.accounts import (
     active_account,
     make_vendor,
 )
+from tests.fixtures.stripe import form, ok, stripe_error
 
 LINK = {
     "object": "account_link",
