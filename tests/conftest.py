@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -22,15 +20,15 @@ from sqlalchemy.pool import NullPool
 
 from marketplace_api import migrations
 from marketplace_api.accounts.models import Role, User
-from marketplace_api.accounts.security import create_access_token, hash_password
 from marketplace_api.config import Settings
-from marketplace_api.db import create_sessionmaker
 from marketplace_api.deps import AppState, get_session
-from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
 from marketplace_api.main import create_app
+from tests.fixtures.app import build_state, make_settings
 from tests.fixtures.database import prepare_test_database, truncate_all
-from tests.fixtures.stripe import STRIPE_API_BASE, WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT
+from tests.fixtures.stripe import STRIPE_API_BASE
 from tests.fixtures.tracing import InMemorySpanExporter, recording_spans
+from tests.fixtures.users import PASSWORD, AuthUser, MakeUser, user_factory
+from tests.fixtures.users import PASSWORD_HASH as _PASSWORD_HASH
 
 # Traces are configured from the process environment: a developer's or CI's OTEL_* settings must
 # neither change what the tests see nor send test spans to a real collector.
@@ -40,9 +38,15 @@ _APP_SETTINGS = {name.upper() for name in Settings.model_fields}
 for _name in [n for n in os.environ if n.startswith("OTEL_") or n in _APP_SETTINGS]:
     del os.environ[_name]
 
-PASSWORD = "correct-horse-battery"
-# Hashing with argon2 is deliberately slow; users made by fixtures share one hash.
-_PASSWORD_HASH = hash_password(PASSWORD)
+# Helpers that test modules import from here (they live in tests/fixtures/).
+__all__ = [
+    "PASSWORD",
+    "_PASSWORD_HASH",
+    "AuthUser",
+    "MakeUser",
+    "build_state",
+    "make_settings",
+]
 
 
 @pytest.fixture(scope="session")
@@ -78,24 +82,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "environment": "test",
-        "database_url": database_url,
-        "stripe_secret_key": "sk_test_marketplace",
-        "stripe_publishable_key": "pk_test_marketplace",
-        "stripe_webhook_secrets": [WEBHOOK_SECRET, WEBHOOK_SECRET_CONNECT],
-        "stripe_api_base": STRIPE_API_BASE,
-        "stripe_max_network_retries": 0,
-        "jwt_secret": "test-jwt-secret-" + "x" * 64,
-        "frontend_url": "https://shop.example",
-        "cors_origins": ["https://shop.example"],
-        "log_json": False,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
@@ -121,16 +107,6 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         autoflush=False,
     ) as session:
         yield session
-
-
-def build_state(settings: Settings, engine: AsyncEngine) -> AppState:
-    client = build_stripe_client(settings)
-    return AppState(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        stripe=StripeGateway(client) if client else None,
-    )
 
 
 @pytest.fixture
@@ -196,38 +172,6 @@ def stripe_api() -> Iterator[respx.MockRouter]:
         yield router
 
 
-@dataclass
-class AuthUser:
-    user: User
-    token: str
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.user.id
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-MakeUser = Callable[..., Awaitable[AuthUser]]
-
-
-def _user_factory(settings: Settings, add: Callable[[User], Awaitable[None]]) -> MakeUser:
-    async def make(role: Role | str = Role.buyer, email: str | None = None) -> AuthUser:
-        role = Role(role)
-        user = User(
-            email=email or f"{role.value}-{uuid.uuid4().hex[:10]}@example.com",
-            password_hash=_PASSWORD_HASH,
-            role=role,
-            full_name=f"Test {role.value}",
-        )
-        await add(user)
-        return AuthUser(user, create_access_token(settings, user.id, role))
-
-    return make
-
-
 @pytest.fixture
 def make_user(session: AsyncSession, settings: Settings) -> MakeUser:
     """Create a user in the test transaction and return it with a valid access token."""
@@ -236,7 +180,7 @@ def make_user(session: AsyncSession, settings: Settings) -> MakeUser:
         session.add(user)
         await session.commit()
 
-    return _user_factory(settings, add)
+    return user_factory(settings, add)
 
 
 @pytest.fixture
@@ -246,7 +190,7 @@ def make_committed_user(committed_engine: AsyncEngine, settings: Settings) -> Ma
             s.add(user)
             await s.commit()
 
-    return _user_factory(settings, add)
+    return user_factory(settings, add)
 
 
 @pytest.fixture

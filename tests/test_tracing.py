@@ -27,10 +27,10 @@ from marketplace_api.main import create_app
 from marketplace_api.observability import configure_logging
 from marketplace_api.tracing import TracingMiddleware
 from tests.conftest import PASSWORD, AuthUser, build_state
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import stripe_error
+from tests.fixtures.stripe_mocks import mock_create_intent
 from tests.fixtures.tracing import descends_from, exported_text, named
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,7 +174,6 @@ async def app_state(settings: Settings, traced_engine: AsyncEngine) -> AppState:
     return build_state(settings, traced_engine)
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_checkout_is_one_trace_with_its_sql_and_stripe_call(
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -240,7 +239,6 @@ async def test_checkout_is_one_trace_with_its_sql_and_stripe_call(
         assert secret not in exported
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_failed_stripe_call_span_has_the_error_type_and_request_id_not_the_message(
     client: httpx.AsyncClient,
     session: AsyncSession,

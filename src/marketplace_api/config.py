@@ -185,7 +185,9 @@ class Settings(BaseSettings):
 
     # --- logging --------------------------------------------------------------------------
     log_level: str = "INFO"
-    log_json: bool = True
+    # `text`: one readable line per event, for a person at a terminal; `json`: one JSON object
+    # per line, for a log collector. Unset: `text` in development, `json` everywhere else.
+    log_format: Literal["json", "text"] | None = None
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -315,6 +317,13 @@ class Settings(BaseSettings):
         if self.docs_enabled is not None:
             return self.docs_enabled
         return self.environment is not Environment.production
+
+    @property
+    def log_json(self) -> bool:
+        """Whether logs are JSON lines (LOG_FORMAT, or the environment's default)."""
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment is not Environment.development
 
     @property
     def stripe_enabled(self) -> bool:

@@ -1,4 +1,5 @@
-"""JSON logs carrying the request id, and one access-log line per request.
+"""Logs: JSON lines for a collector or readable lines for people, both carrying the request id;
+the job queue's periodic ticks at DEBUG; one access-log line per request.
 
 Logs never contain request bodies, Authorization headers, card data or secrets: only the method,
 path (without query string), status and duration are logged for a request. Exceptions are logged
@@ -10,11 +11,12 @@ values involved (`Key (email)=(â€¦)`, `invalid input syntax for type integer: "â
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import time
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
@@ -27,21 +29,15 @@ access_logger = logging.getLogger("marketplace_api.access")
 
 
 def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
+    """Logs on stdout: one JSON object per line (`json_logs`, for a log collector) or one
+    readable line per event (development). Both carry the request id, and both log exceptions
+    through the redaction below."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CorrelationIdFilter(name="request_id_filter", uuid_length=32))
     if tracing.configure():  # trace_id / span_id; off, not even a filter call per record
         handler.addFilter(tracing.TraceContextFilter())
-    if json_logs:
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
-                rename_fields={"correlation_id": "request_id", "levelname": "level"},
-            )
-        )
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s")
-        )
+    handler.addFilter(RoutineAtDebug())
+    handler.setFormatter(build_formatter("json" if json_logs else "text"))
     install_safe_exception_logging()
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -51,6 +47,88 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def build_formatter(log_format: Literal["json", "text"]) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            rename_fields={"correlation_id": "request_id", "levelname": "level"},
+        )
+    return TextFormatter()
+
+
+# What every record has: anything else on a record was passed as `extra` (or by a filter).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "correlation_id",  # written last, as request_id
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
+
+
+class TextFormatter(logging.Formatter):
+    """One line per event for a person: time, level, logger, message, then the record's `extra`
+    fields as key=value and the request id when there is one; an exception's traceback (already
+    redacted, see `install_safe_exception_logging`) follows on the next lines."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s  %(message)s", "%H:%M:%S"
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = [
+            f"{key}={_text_value(value)}"
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+        ]
+        request_id = getattr(record, "correlation_id", None)
+        if request_id:
+            fields.append(f"request_id={request_id}")
+        line = super().formatMessage(record)
+        return f"{line}  {' '.join(fields)}" if fields else line
+
+
+def _text_value(value: object) -> str:
+    """A value that reads as one token: plain words as they are, anything with spaces, quotes or
+    `=` quoted, containers as compact JSON."""
+    if isinstance(value, str):
+        plain = value and not any(c.isspace() or c in "\"'=" for c in value)
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+class RoutineAtDebug(logging.Filter):
+    """Routine chatter at DEBUG, shown with LOG_LEVEL=DEBUG. Chiefly the job queue's periodic
+    ticks: every minute each periodic job is deferred, started and ended by procrastinate, and
+    most ticks find nothing to do; a tick that did work, failed or warned keeps its level. Also
+    alembic listing its plugins at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not _is_routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _is_routine(record: logging.LogRecord) -> bool:
+    # procrastinate's periodic deferrer (registering the jobs, deferring a tick) and alembic's
+    # plugin list say the same thing at every start or tick.
+    if record.name in ("procrastinate.periodic", "alembic.runtime.plugins"):
+        return True
+    if record.name.startswith("procrastinate.worker"):
+        # procrastinate calls a periodic task with the tick's `timestamp`; the task's own line
+        # says what the tick did, so its start and success lines only repeat it.
+        job = getattr(record, "job", None)
+        kwargs = job.get("task_kwargs") if isinstance(job, dict) else None
+        return getattr(record, "action", None) in ("start_job", "job_success") and (
+            isinstance(kwargs, dict) and "timestamp" in kwargs
+        )
+    # Our periodic jobs log what a tick did (`tick`, `count`): a count of 0 is nothing to do.
+    return hasattr(record, "tick") and getattr(record, "count", None) == 0
 
 
 # Exceptions from these packages may quote the values they failed on (statement parameters, a

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.catalog.models import Listing, ListingStatus
 from tests.conftest import AuthUser, MakeUser
-from tests.vendors.factories import make_vendor
+from tests.fixtures.accounts import make_vendor
 
 MUG = {
     "title": "Stoneware mug",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.catalog.models import Listing, ListingStatus
 from marketplace_api.pagination import encode_cursor
 from marketplace_api.vendors.models import Vendor
-from tests.vendors.factories import make_vendor
+from tests.fixtures.accounts import make_vendor
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 

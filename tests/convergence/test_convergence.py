@@ -58,11 +58,8 @@ from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.pipeline import process_due_events
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser, build_state
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.reliability.faults import SimulatedCrash, crash_on_commit
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 WEBHOOK_URL = "https://api.shop.example/webhooks/stripe"
 PI_STATUS = {

@@ -21,9 +21,7 @@ from marketplace_api.refunds import service as refunds
 from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.models import ReleaseTrigger, ReversalStatus, TransferReversal
 from tests.conftest import AuthUser, make_settings
-from tests.fixtures.stripe import event, form
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     deliver,
     dispute_json,
@@ -31,8 +29,7 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import event, form
 
 
 async def _order_status(session: AsyncSession, order: Order) -> OrderStatus:

@@ -12,16 +12,13 @@ from marketplace_api.config import ChargeType
 from marketplace_api.deps import AppState
 from marketplace_api.refunds.models import RefundRequest, RefundRequestStatus
 from tests.conftest import AuthUser
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.catalog import make_vendor
+from tests.fixtures.money import (
     make_paid,
     refund_handler,
     transfer_handler,
     vendor_headers,
 )
-from tests.orders.factories import make_vendor
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 SHIPMENT = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 

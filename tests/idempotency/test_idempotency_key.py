@@ -13,15 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from marketplace_api.idempotency.models import IdempotencyKey
 from marketplace_api.payments.models import Payment
 from tests.conftest import AuthUser, MakeUser
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import form
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe_mocks import (
     create_intent_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _cart(session: AsyncSession, stock: int = 5) -> dict[str, object]:

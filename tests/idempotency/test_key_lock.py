@@ -13,15 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace_api.payments.models import Payment
 from tests.conftest import MakeUser
-from tests.idempotency.holders import hold_key
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.stripe_mocks import (
     create_intent_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.idempotency.holders import hold_key
 
 SLOW = 3.0  # seconds the first request's Stripe call takes (the old lock timeout was 2 minutes)
 

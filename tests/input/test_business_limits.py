@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.money import MAXIMUM_CHARGE_AMOUNT, SUPPORTED_CURRENCIES
 from marketplace_api.orders.models import Order
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import make_vendor
+from tests.fixtures.catalog import make_listing
+from tests.fixtures.catalog import make_vendor as make_selling_vendor
 from tests.fixtures.stripe import form
-from tests.orders.factories import make_listing
-from tests.orders.factories import make_vendor as make_selling_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-from tests.vendors.factories import make_vendor
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 LISTING = {"title": "Mug", "currency": "usd", "stock_quantity": 5}
 
@@ -78,7 +78,6 @@ async def test_changing_only_the_currency_rechecks_the_price_against_its_range(
     assert updated.json()["code"] == "invalid_amount"
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_a_listing_at_the_maximum_price_can_be_bought_and_two_units_cannot(
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -142,7 +141,6 @@ async def test_shipping_and_vendor_countries_must_be_iso_3166_alpha_2(
     assert [e["loc"] for e in profile.json()["errors"]] == [["body", "country"]]
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_countries_are_stored_upper_case_everywhere(
     client: httpx.AsyncClient,
     session: AsyncSession,

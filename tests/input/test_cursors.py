@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from tests.conftest import MakeUser
+from tests.fixtures.accounts import make_vendor
 from tests.input.openapi_inputs import Input, inputs
-from tests.vendors.factories import make_vendor
 
 CURSOR_ROUTES = [field for field in inputs() if field.name == ("cursor",)]
 

@@ -56,10 +56,6 @@ def _payment(buyer_id: uuid.UUID, *, expires_at: datetime) -> Payment:
     )
 
 
-# stripe 16.1's HTTPXClient posts the form with `data=<str>`, which httpx 0.28 deprecates.
-@pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
-)
 async def test_expire_reservations_job_cancels_abandoned_payments(
     queue_engine: AsyncEngine,
     committed_user: uuid.UUID,

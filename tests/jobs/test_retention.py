@@ -16,7 +16,7 @@ from marketplace_api.jobs.retention import prune_history
 from marketplace_api.live.models import OrderEvent
 from marketplace_api.notifications.models import Notification, NotificationStatus
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
-from tests.ledger.factories import make_paid
+from tests.fixtures.money import make_paid
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=400)

@@ -25,9 +25,7 @@ from marketplace_api.refunds.schemas import RefundCreate
 from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
-from tests.fixtures.statements import Statements
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     Paid,
     make_paid,
@@ -36,8 +34,7 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.statements import Statements
 
 
 async def _held_from_domain(session: AsyncSession, payment: Payment) -> int:

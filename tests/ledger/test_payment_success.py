@@ -13,8 +13,8 @@ from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.payments.models import PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
+from tests.fixtures.money import NOW, make_paid
 from tests.fixtures.stripe import stripe_id
-from tests.ledger.factories import NOW, make_paid
 
 
 async def test_payment_success_records_charge_fee_and_settled_share_once(

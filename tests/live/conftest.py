@@ -24,7 +24,7 @@ from marketplace_api.accounts.models import User
 from marketplace_api.live.broadcaster import BROADCASTER_ATTRIBUTE, OrderEventBroadcaster
 from marketplace_api.main import create_app
 from tests.conftest import MakeUser, build_state, make_settings
-from tests.notifications.factories import PlacedOrder, make_vendor, place_order
+from tests.fixtures.orders import PlacedOrder, make_vendor, place_order
 
 HEARTBEAT = 0.2
 

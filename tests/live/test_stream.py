@@ -16,9 +16,9 @@ from marketplace_api.accounts.models import Role
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.orders.state import transition_orders
 from tests.conftest import MakeUser
+from tests.fixtures.orders import PlacedOrder, succeeded_event
 from tests.fixtures.stripe import event_body, sign
 from tests.live.conftest import HEARTBEAT, Serve, eventually, open_stream
-from tests.notifications.factories import PlacedOrder, succeeded_event
 
 CommittedOrder = Callable[..., Awaitable[PlacedOrder]]
 
@@ -293,7 +293,7 @@ async def test_triggers_record_order_and_payment_changes(
     from marketplace_api.live.models import OrderEvent
     from marketplace_api.payments.models import PaymentStatus
     from marketplace_api.payments.state import mark_succeeded
-    from tests.notifications.factories import place_order
+    from tests.fixtures.orders import place_order
 
     buyer = await make_user(Role.buyer)
     placed = await place_order(session, buyer.user)

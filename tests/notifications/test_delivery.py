@@ -16,8 +16,8 @@ from marketplace_api.notifications.models import Notification, NotificationStatu
 from marketplace_api.notifications.notify import notify_order_paid, notify_order_shipped
 from marketplace_api.notifications.tasks import MAX_RETRIES
 from tests.conftest import MakeUser
+from tests.fixtures.orders import PlacedOrder, place_order
 from tests.notifications.conftest import Drain, SmtpServer, job_rows, mail_settings
-from tests.notifications.factories import PlacedOrder, place_order
 
 
 async def placed_and_notified(engine: AsyncEngine, make_user: MakeUser) -> PlacedOrder:

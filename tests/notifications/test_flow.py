@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace_api.accounts.models import Role
 from tests.conftest import MakeUser
+from tests.fixtures.money import refund_handler
+from tests.fixtures.orders import make_vendor, place_order, succeeded_event
 from tests.fixtures.stripe import event_body, sign
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, refund_handler
 from tests.notifications.conftest import Drain, SmtpServer, mail_settings
-from tests.notifications.factories import make_vendor, place_order, succeeded_event
 
 
 async def deliver(client: httpx.AsyncClient, evt: dict[str, object]) -> dict[str, object]:
@@ -32,7 +32,6 @@ def subjects(smtp: SmtpServer, address: str) -> list[str]:
     return [str(m["Subject"]) for m in smtp.inbox.to(address)]
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_paid_shipped_refunded_emails_once_each(
     queue_engine: AsyncEngine,
     committed_client: httpx.AsyncClient,

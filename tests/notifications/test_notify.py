@@ -22,7 +22,7 @@ from marketplace_api.refunds.models import Refund, RefundOrigin, RefundReason
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from tests.conftest import MakeUser
-from tests.notifications.factories import PlacedOrder, place_order
+from tests.fixtures.orders import PlacedOrder, place_order
 
 
 async def notifications(session: AsyncSession) -> list[Notification]:

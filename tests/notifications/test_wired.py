@@ -20,17 +20,14 @@ from marketplace_api.webhooks import dispatch, pipeline
 from marketplace_api.webhooks.dispatch import EventContext
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event, stripe_error, stripe_id
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.accounts import NEW_REQUIREMENTS, account
+from tests.fixtures.money import (
     deliver,
     dispute_json,
     make_paid,
     transfer_handler,
 )
-from tests.vendors.factories import NEW_REQUIREMENTS, account
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import event, stripe_error, stripe_id
 
 
 async def recorded(session: AsyncSession, kind: str) -> list[tuple[str, dict[str, Any]]]:

@@ -14,11 +14,9 @@ from marketplace_api.config import ChargeType
 from marketplace_api.orders.models import Order, OrderItem, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import form, stripe_error
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 
 async def _stock(session: AsyncSession, listing: Listing | uuid.UUID) -> int:

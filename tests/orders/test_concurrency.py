@@ -13,10 +13,8 @@ from marketplace_api.catalog.models import Listing
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
 from tests.conftest import MakeUser
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 BUYERS = 50
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from marketplace_api.deps import get_session
 from marketplace_api.main import create_app
 from tests.conftest import AuthUser, build_state, make_settings
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import form
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import mock_create_intent
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 
 @pytest.fixture

@@ -16,16 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from marketplace_api.orders import service
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser, MakeUser
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.statements import Statements
 from tests.fixtures.stripe import form
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe_mocks import (
     create_intent_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 SHIPPING = {
     "name": "Jenny Rosen",

@@ -14,15 +14,12 @@ from marketplace_api.catalog.models import Listing
 from marketplace_api.config import ChargeType
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser, MakeUser
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import STRIPE_API_BASE, form, ok, stripe_error
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe_mocks import (
     checkout_session_handler,
     mock_create_intent,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _checkout(

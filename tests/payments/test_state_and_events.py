@@ -22,11 +22,9 @@ from marketplace_api.payments.service import expire_reservations
 from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from tests.conftest import AuthUser
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import STRIPE_API_BASE, event, ok, stripe_error
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING
 
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 

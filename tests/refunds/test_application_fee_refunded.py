@@ -19,17 +19,14 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service
 from marketplace_api.refunds.models import RefundOrigin
 from marketplace_api.refunds.schemas import RefundCreate
-from tests.fixtures.stripe import event, stripe_id
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     Paid,
     deliver,
     make_paid,
     refund_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import event, stripe_id
 
 
 async def _refund(session: AsyncSession, app_state: AppState, paid: Paid, amount: int) -> int:

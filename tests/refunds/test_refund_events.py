@@ -18,17 +18,14 @@ from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.refunds import service
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from tests.fixtures.stripe import event
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     deliver,
     make_paid,
     refund_handler,
     refund_json,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import event
 
 
 async def _refund_moves(session: AsyncSession) -> int:

@@ -26,9 +26,7 @@ from marketplace_api.refunds.schemas import RefundCreate
 from marketplace_api.transfers import release as transfers
 from marketplace_api.transfers.models import ReleaseTrigger
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     deliver,
     make_paid,
@@ -37,8 +35,7 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import event
 
 # (charge type, released before the refund) -> what the vendor is owed back once it failed
 SCENARIOS = {

@@ -13,9 +13,7 @@ from marketplace_api.accounts.security import create_access_token
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.refunds.models import Refund
 from tests.conftest import AuthUser
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, make_paid, refund_handler
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.money import make_paid, refund_handler
 
 
 async def test_admin_partial_refund_retried_with_the_same_key_refunds_once(

@@ -17,15 +17,12 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers.models import ReversalStatus, Transfer, TransferReversal
 from tests.conftest import MakeUser
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     make_paid,
     refund_handler,
     reversal_handler,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_concurrent_refunds_never_exceed_the_order(

@@ -28,9 +28,7 @@ from marketplace_api.transfers.models import (
     TransferReversal,
 )
 from tests.conftest import AuthUser, make_settings
-from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     make_paid,
     refund_handler,
@@ -38,8 +36,7 @@ from tests.ledger.factories import (
     transfer_handler,
     vendor_headers,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import form, stripe_error
 
 
 def _metadata(refund_id: str, paid: object) -> dict[str, str]:

@@ -25,10 +25,9 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import STRIPE_API_BASE, ok, stripe_error
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe_mocks import (
     checkout_session_handler,
     create_intent_handler,
     mock_create_intent,
@@ -43,8 +42,6 @@ from tests.reliability.faults import (
     successes,
 )
 from tests.webhooks.reconcile_mocks import mock_active_accounts, mock_nothing_listed
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 STOCK = 3
 

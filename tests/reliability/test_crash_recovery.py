@@ -40,10 +40,9 @@ from marketplace_api.transfers.models import (
 )
 from marketplace_api.vendors.models import Vendor
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event, form, ok
-from tests.idempotency.holders import hold_key
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures import accounts as vendor_factories
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
+from tests.fixtures.money import (
     NOW,
     deliver,
     make_paid,
@@ -51,12 +50,13 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import (
+from tests.fixtures.stripe import event, form, ok
+from tests.fixtures.stripe_mocks import (
     checkout_session_handler,
     create_intent_handler,
     mock_create_intent,
 )
+from tests.idempotency.holders import hold_key
 from tests.reliability.faults import (
     SimulatedCrash,
     arming,
@@ -66,9 +66,6 @@ from tests.reliability.faults import (
     successes,
 )
 from tests.reliability.test_vendor_faults import account_handler, link_handler
-from tests.vendors import factories as vendor_factories
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 REPAIRS = ["job", "webhook"]
 

@@ -37,9 +37,7 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import event, stripe_error
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     Paid,
     deliver,
@@ -50,9 +48,8 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
+from tests.fixtures.stripe import event, stripe_error
 from tests.reliability.faults import FAULTS, Fault, bodies, flaky, keys, successes
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 T = TypeVar("T")
 

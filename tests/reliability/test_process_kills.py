@@ -43,13 +43,11 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundStatus
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import build_state, make_settings
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.database import truncate_all
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, NOW, make_buyer, make_paid
-from tests.orders.factories import make_listing, make_vendor
+from tests.fixtures.money import NOW, make_buyer, make_paid
 from tests.reliability.processes import Zygote, settings_env
 from tests.reliability.stripe_standin import KillRule, StripeStandIn
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 HOOK_POINTS = ("resource_committed", "answer_stored")
 RETRY_DEADLINE = 15.0  # seconds a retry may be told 409 while PostgreSQL ends the dead backend

@@ -16,10 +16,8 @@ from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from marketplace_api.transfers.models import Transfer
 from tests.conftest import AuthUser
+from tests.fixtures.money import make_paid, transfer_handler
 from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, make_paid, transfer_handler
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 def _timeout(request: httpx.Request) -> httpx.Response:

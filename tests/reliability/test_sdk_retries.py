@@ -16,16 +16,13 @@ from marketplace_api.deps import get_session
 from marketplace_api.main import create_app
 from marketplace_api.payments.models import Payment
 from tests.conftest import AuthUser, build_state, make_settings
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import stripe_error
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe_mocks import (
     create_intent_handler,
     mock_create_intent,
 )
 from tests.reliability.faults import bodies, keys, successes
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_sdk_retries_of_one_request_reuse_its_idempotency_key(

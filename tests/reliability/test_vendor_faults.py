@@ -15,6 +15,11 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import (
+    account,
+    active_account,
+    make_vendor,
+)
 from tests.fixtures.stripe import form, ok
 from tests.reliability.faults import (
     FAULTS,
@@ -26,15 +31,7 @@ from tests.reliability.faults import (
     stable_id,
     successes,
 )
-from tests.vendors.factories import (
-    account,
-    active_account,
-    allow_stripe_sdk_warning,
-    make_vendor,
-)
 from tests.webhooks.reconcile_mocks import mock_nothing_listed
-
-pytestmark = allow_stripe_sdk_warning
 
 LINK = {
     "object": "account_link",

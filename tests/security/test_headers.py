@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from marketplace_api.deps import get_session
 from marketplace_api.main import create_app
 from tests.conftest import PASSWORD, AuthUser, build_state, make_settings
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
+from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.stripe_mocks import mock_create_intent
 
 # Tokens, client secrets and the single-use links a person is sent to (onboarding, dashboard
 # login, the hosted Checkout page).
@@ -120,7 +120,6 @@ async def test_every_response_of_a_secret_carrying_route_is_no_store(
     assert not_stored == dict.fromkeys(operations, "no-store")
 
 
-@ALLOW_STRIPE_FORM_WARNING
 async def test_token_checkout_payment_and_replayed_checkout_answers_are_no_store(
     client: httpx.AsyncClient,
     session: AsyncSession,

@@ -2,7 +2,8 @@
 a Stripe error, a signed webhook) and then the error paths (a database error inside a request, a
 failing webhook handler, poison events, Stripe's errors) are run with every logger at DEBUG, and
 each secret they handled is searched for in every record — message, arguments, structured extras
-and formatted tracebacks alike. (A failing job: tests/jobs/test_job_logs.py.)"""
+and formatted tracebacks alike — and in every line both log formats (JSON and text) write of it.
+(A failing job: tests/jobs/test_job_logs.py.)"""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from marketplace_api.config import Settings
 from marketplace_api.db import create_engine
 from marketplace_api.deps import AppState, get_session
 from marketplace_api.main import create_app
-from marketplace_api.observability import install_safe_exception_logging
+from marketplace_api.observability import build_formatter, install_safe_exception_logging
 from marketplace_api.webhooks.dispatch import EventContext, load_handlers
 from tests.conftest import PASSWORD, AuthUser, build_state
+from tests.fixtures.catalog import make_listing, make_vendor
 from tests.fixtures.stripe import WEBHOOK_SECRET, event, event_body, sign, stripe_error
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import create_intent_handler
+from tests.fixtures.stripe_mocks import create_intent_handler
 
 CARD_NUMBER = "4242424242424242"
 
@@ -46,6 +47,9 @@ async def client_no_raise(
         yield http
 
 
+FORMATTERS = [build_formatter("json"), build_formatter("text")]
+
+
 def _everything_logged(records: list[logging.LogRecord]) -> str:
     parts = []
     for record in records:
@@ -53,6 +57,7 @@ def _everything_logged(records: list[logging.LogRecord]) -> str:
         parts.extend(repr(value) for value in vars(record).values())
         if record.exc_info:
             parts.append(logging.Formatter().formatException(record.exc_info))
+        parts.extend(formatter.format(record) for formatter in FORMATTERS)
     return "\n".join(parts)
 
 

@@ -17,16 +17,13 @@ from marketplace_api.transfers import release as service
 from marketplace_api.transfers.jobs import release_due_orders, retry_pending_transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import form, stripe_error
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     days_ago,
     make_paid,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
+from tests.fixtures.stripe import form, stripe_error
 
 
 async def test_admin_release_sends_the_exact_transfer(

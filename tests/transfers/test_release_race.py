@@ -18,15 +18,12 @@ from marketplace_api.integrations.stripe import StripeGateway, build_stripe_clie
 from marketplace_api.transfers import jobs as service
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import MakeUser
-from tests.ledger.factories import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.money import (
     NOW,
     days_ago,
     make_paid,
     transfer_handler,
 )
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def test_twenty_concurrent_releases_make_one_transfer(

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
+from tests.fixtures.money import deliver, make_paid
 from tests.fixtures.stripe import event, stripe_id
-from tests.ledger.factories import deliver, make_paid
 
 
 async def test_transfer_created_event_records_a_transfer_whose_answer_was_lost(

@@ -14,8 +14,8 @@ from marketplace_api.vendors import events, service
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import HANDLER_MODULES, EventContext, load_handlers
+from tests.fixtures.accounts import NO_REQUIREMENTS, account, active_account, make_vendor, ts
 from tests.fixtures.stripe import event, stripe_id
-from tests.vendors.factories import NO_REQUIREMENTS, account, active_account, make_vendor, ts
 
 T0 = 1_793_000_000
 

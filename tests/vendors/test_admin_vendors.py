@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
-from tests.vendors.factories import make_vendor
+from tests.fixtures.accounts import make_vendor
 
 
 async def test_list_vendors_filtered_by_status_and_paginated(

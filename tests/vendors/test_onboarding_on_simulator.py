@@ -13,10 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import make_vendor
 from tests.fixtures.stripe import form
-from tests.vendors.factories import allow_stripe_sdk_warning, make_vendor
-
-pytestmark = allow_stripe_sdk_warning
 
 
 @pytest.fixture

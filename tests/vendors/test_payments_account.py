@@ -11,14 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import form, ok, stripe_error
-from tests.vendors.factories import (
+from tests.fixtures.accounts import (
     active_account,
-    allow_stripe_sdk_warning,
     make_vendor,
 )
-
-pytestmark = allow_stripe_sdk_warning
+from tests.fixtures.stripe import form, ok, stripe_error
 
 LINK = {
     "object": "account_link",

@@ -16,10 +16,8 @@ from marketplace_api.deps import get_session
 from marketplace_api.main import create_app
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.conftest import AuthUser, MakeUser, build_state, make_settings
+from tests.fixtures.accounts import account, make_vendor
 from tests.fixtures.stripe import form, ok, stripe_error
-from tests.vendors.factories import account, allow_stripe_sdk_warning, make_vendor
-
-pytestmark = allow_stripe_sdk_warning
 
 LINK = {
     "object": "account_link",

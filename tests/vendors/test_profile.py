@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import AuthUser, MakeUser
-from tests.vendors.factories import make_vendor
+from tests.fixtures.accounts import make_vendor
 
 PROFILE = {
     "display_name": "  Acme Ceramics ",

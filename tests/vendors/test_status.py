@@ -6,7 +6,7 @@ import pytest
 
 from marketplace_api.vendors.models import VendorStatus
 from marketplace_api.vendors.status import derive_account_state
-from tests.vendors.factories import NEW_REQUIREMENTS, NO_REQUIREMENTS, account, active_account
+from tests.fixtures.accounts import NEW_REQUIREMENTS, NO_REQUIREMENTS, account, active_account
 
 
 def test_new_account_is_onboarding() -> None:

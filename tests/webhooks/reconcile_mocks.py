@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import respx
 
+from tests.fixtures.accounts import active_account
 from tests.fixtures.stripe import ok
-from tests.vendors.factories import active_account
 
 
 def stripe_list(url: str, data: list[dict[str, Any]]) -> httpx.Response:

@@ -38,10 +38,10 @@ from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import process_due_events
 from tests.conftest import AuthUser
+from tests.fixtures.accounts import active_account
+from tests.fixtures.catalog import make_vendor, payment_intent
+from tests.fixtures.money import NOW, deliver, dispute_json, make_buyer, make_paid, refund_json
 from tests.fixtures.stripe import event, stripe_id
-from tests.ledger.factories import NOW, deliver, dispute_json, make_buyer, make_paid, refund_json
-from tests.orders.factories import make_vendor, payment_intent
-from tests.vendors.factories import active_account
 
 ATTACKER_ACCOUNT = "acct_attacker0000000000"
 

@@ -24,12 +24,10 @@ from marketplace_api.refunds.duplicates import refund_due_duplicates
 from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
 from tests.conftest import AuthUser
+from tests.fixtures.catalog import payment_intent
+from tests.fixtures.money import deliver, metadata_of, refund_json
 from tests.fixtures.stripe import event, form, stripe_error, stripe_id
-from tests.ledger.factories import ALLOW_STRIPE_FORM_WARNING, deliver, metadata_of, refund_json
-from tests.orders.factories import payment_intent
 from tests.webhooks.test_binding import unpaid_payment
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 def _refund_answer(status: str = "succeeded") -> Any:

@@ -18,13 +18,11 @@ from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import process_due_events
 from tests.conftest import AuthUser, MakeUser
+from tests.fixtures import accounts as vendor_factories
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import WEBHOOK_SECRET_CONNECT, event, stripe_id
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-from tests.vendors import factories as vendor_factories
+from tests.fixtures.stripe_mocks import mock_create_intent
 from tests.webhooks.conftest import deliver
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 async def _checkout(

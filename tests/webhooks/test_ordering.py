@@ -19,10 +19,10 @@ from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.binding import is_older
+from tests.fixtures.accounts import account, active_account, make_vendor, ts
+from tests.fixtures.catalog import payment_intent
+from tests.fixtures.money import deliver, dispute_json, make_paid
 from tests.fixtures.stripe import event
-from tests.ledger.factories import deliver, dispute_json, make_paid
-from tests.orders.factories import payment_intent
-from tests.vendors.factories import account, active_account, make_vendor, ts
 from tests.webhooks.test_binding import unpaid_payment
 
 T0 = 1_793_000_000

@@ -21,13 +21,11 @@ from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import parse_event, store_event
 from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
+from tests.fixtures import accounts as vendor_factories
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import event, ok, stripe_error, stripe_id
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import ALLOW_STRIPE_FORM_WARNING, mock_create_intent
-from tests.vendors import factories as vendor_factories
+from tests.fixtures.stripe_mocks import mock_create_intent
 from tests.webhooks.reconcile_mocks import mock_active_accounts, mock_nothing_listed
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 
 @pytest.fixture(autouse=True)

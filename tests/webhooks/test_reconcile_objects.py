@@ -37,8 +37,9 @@ from marketplace_api.transfers.models import (
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.reconcile import ReconcileReport, reconcile
 from tests.conftest import AuthUser
-from tests.fixtures.stripe import form, ok, stripe_error, stripe_id
-from tests.ledger.factories import (
+from tests.fixtures import accounts as vendor_factories
+from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.money import (
     NOW,
     dispute_json,
     make_paid,
@@ -48,16 +49,12 @@ from tests.ledger.factories import (
     reversal_handler,
     transfer_handler,
 )
-from tests.orders.factories import make_listing, make_vendor
-from tests.orders.stripe_mocks import (
-    ALLOW_STRIPE_FORM_WARNING,
+from tests.fixtures.stripe import form, ok, stripe_error, stripe_id
+from tests.fixtures.stripe_mocks import (
     checkout_session_handler,
     mock_create_intent,
 )
-from tests.vendors import factories as vendor_factories
 from tests.webhooks.reconcile_mocks import mock_active_accounts, stripe_list
-
-pytestmark = ALLOW_STRIPE_FORM_WARNING
 
 Run = Callable[..., Awaitable[ReconcileReport]]
 
@@ -201,8 +198,8 @@ async def test_a_pending_refund_is_retrieved_and_a_late_webhook_changes_nothing(
     lists: dict[str, Any],
     run: Run,
 ) -> None:
+    from tests.fixtures.money import deliver
     from tests.fixtures.stripe import event
-    from tests.ledger.factories import deliver
 
     paid = await make_paid(session, charge_type=ChargeType.destination, amounts=(3000,))
     mock_active_accounts(stripe_api)
@@ -396,8 +393,8 @@ async def test_an_open_dispute_closes_and_an_unknown_one_is_found(
     lists: dict[str, Any],
     run: Run,
 ) -> None:
+    from tests.fixtures.money import deliver
     from tests.fixtures.stripe import event
-    from tests.ledger.factories import deliver
 
     known = await make_paid(session, charge_type=ChargeType.destination, amounts=(2500,))
     unknown = await make_paid(session, charge_type=ChargeType.direct, amounts=(1800,))

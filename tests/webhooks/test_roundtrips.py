@@ -18,10 +18,10 @@ from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import transition_payment
 from tests.conftest import MakeUser
+from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.statements import Statements
 from tests.fixtures.stripe import event, stripe_id
-from tests.orders.factories import make_listing, make_vendor, payment_intent
-from tests.orders.stripe_mocks import mock_create_intent
+from tests.fixtures.stripe_mocks import mock_create_intent
 from tests.webhooks.conftest import deliver
 
 

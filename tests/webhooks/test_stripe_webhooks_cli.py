@@ -26,11 +26,6 @@ from tests.webhooks.conftest import Recorder
 
 URL = "https://api.shop.example/webhooks/stripe"
 
-# stripe 16.1's HTTPXClient posts the form with `data=<str>`, which httpx 0.28 deprecates.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
-)
-
 
 def _endpoint(
     we_id: str,
