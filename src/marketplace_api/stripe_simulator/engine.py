@@ -94,6 +94,21 @@ class SimEngine:
     def list_object(url: str, data: list[Obj]) -> Obj:
         return {"object": "list", "data": data, "has_more": False, "url": url}
 
+    def money_object(
+        self, prefix: str, kind: str, amount: int, currency: str, **fields: Any
+    ) -> Obj:
+        """A new object that moves money (a transfer, a reversal, a refund, a fee refund): its
+        id, the balance transaction it makes and its creation time, then `fields`."""
+        return {
+            "id": self.new_id(prefix),
+            "object": kind,
+            "amount": amount,
+            "balance_transaction": self.new_id("txn"),
+            "created": self.now(),
+            "currency": currency,
+            **fields,
+        }
+
     def listed(self, kind: str, scope: str | None, p: Obj, *filters: str) -> list[Obj]:
         """The objects of `kind` in `scope` whose fields match the list filters named in
         `filters` that the request sets in `p` (a filter it leaves out matches everything)."""

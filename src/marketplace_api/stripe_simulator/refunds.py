@@ -76,24 +76,22 @@ def create_refund(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
                 f"{reversal_amount}; refund without reverse_transfer.",
                 param="reverse_transfer",
             )
-    refund: Obj = {
-        "id": sim.new_id("re"),
-        "object": "refund",
-        "amount": amount,
-        "balance_transaction": sim.new_id("txn"),
-        "charge": charge["id"],
-        "created": sim.now(),
-        "currency": charge["currency"],
-        "destination_details": {"card": {"type": "refund"}, "type": "card"},
-        "failure_reason": None,
-        "metadata": p.get("metadata") or {},
-        "payment_intent": charge["payment_intent"],
-        "reason": p.get("reason"),
-        "receipt_number": None,
-        "source_transfer_reversal": None,
-        "status": "succeeded",
-        "transfer_reversal": None,
-    }
+    refund = sim.money_object(
+        "re",
+        "refund",
+        amount,
+        charge["currency"],
+        charge=charge["id"],
+        destination_details={"card": {"type": "refund"}, "type": "card"},
+        failure_reason=None,
+        metadata=p.get("metadata") or {},
+        payment_intent=charge["payment_intent"],
+        reason=p.get("reason"),
+        receipt_number=None,
+        source_transfer_reversal=None,
+        status="succeeded",
+        transfer_reversal=None,
+    )
     sim.store(refund, owner)
     charge["amount_refunded"] += amount
     charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -129,16 +127,9 @@ def refund_fee(
     amount: int,
     request: EventRequest = NO_REQUEST,
 ) -> Obj:
-    fee_refund: Obj = {
-        "id": sim.new_id("fr"),
-        "object": "fee_refund",
-        "amount": amount,
-        "balance_transaction": sim.new_id("txn"),
-        "created": sim.now(),
-        "currency": fee["currency"],
-        "fee": fee["id"],
-        "metadata": {},
-    }
+    fee_refund = sim.money_object(
+        "fr", "fee_refund", amount, fee["currency"], fee=fee["id"], metadata={}
+    )
     sim.store(fee_refund)
     fee["amount_refunded"] += amount
     fee["refunded"] = fee["amount_refunded"] == fee["amount"]

@@ -27,26 +27,14 @@ def new_transfer(
     metadata: Obj,
     request: EventRequest = NO_REQUEST,
 ) -> Obj:
-    transfer_id = sim.new_id("tr")
-    transfer: Obj = {
-        "id": transfer_id,
-        "object": "transfer",
-        "amount": amount,
-        "amount_reversed": 0,
-        "balance_transaction": sim.new_id("txn"),
-        "created": sim.now(),
-        "currency": currency,
-        "description": None,
-        "destination": destination,
-        "destination_payment": sim.new_id("py"),
-        "livemode": False,
-        "metadata": metadata,
-        "reversals": sim.list_object(f"/v1/transfers/{transfer_id}/reversals", []),
-        "reversed": False,
-        "source_transaction": source_transaction,
-        "source_type": "card",
-        "transfer_group": transfer_group,
-    }
+    transfer = sim.money_object(
+        "tr", "transfer", amount, currency, amount_reversed=0, description=None,
+        destination=destination, livemode=False, metadata=metadata, reversed=False,
+        source_transaction=source_transaction, source_type="card", transfer_group=transfer_group,
+    )  # fmt: skip
+    transfer_id = transfer["id"]
+    transfer["destination_payment"] = sim.new_id("py")
+    transfer["reversals"] = sim.list_object(f"/v1/transfers/{transfer_id}/reversals", [])
     sim.store(transfer)
     # Funds transferred from a charge follow the charge's availability.
     sim.credit(None, -amount, currency, source=transfer_id, like=source_transaction)
@@ -132,18 +120,16 @@ def reverse(
             f"reversed ({remaining}).",
             param="amount",
         )
-    reversal: Obj = {
-        "id": sim.new_id("trr"),
-        "object": "transfer_reversal",
-        "amount": amount,
-        "balance_transaction": sim.new_id("txn"),
-        "created": sim.now(),
-        "currency": transfer["currency"],
-        "destination_payment_refund": sim.new_id("pyr"),
-        "metadata": metadata,
-        "source_refund": source_refund,
-        "transfer": transfer["id"],
-    }
+    reversal = sim.money_object(
+        "trr",
+        "transfer_reversal",
+        amount,
+        transfer["currency"],
+        metadata=metadata,
+        source_refund=source_refund,
+        transfer=transfer["id"],
+    )
+    reversal["destination_payment_refund"] = sim.new_id("pyr")
     sim.store(reversal)
     transfer["amount_reversed"] += amount
     transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
