@@ -66,7 +66,6 @@ def new_charge(
         "payment_method_details": {"card": {"brand": brand, "last4": last4}, "type": "card"},
         "receipt_email": intent.get("receipt_email"),
         "refunded": False,
-        "refunds": sim.list_object(f"/v1/charges/{charge_id}/refunds", []),
         "source_transfer": None,
         "status": "succeeded",
         "transfer": None,

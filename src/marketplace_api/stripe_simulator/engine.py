@@ -238,7 +238,11 @@ class SimEngine:
                 self._expand_path(item, rest, scope)
             return
         value = node.get(head)
-        if isinstance(value, str):
+        if head == "refunds" and node.get("object") == "charge":
+            refunds = [self.state.refunds[r] for r in self.private(node["id"]).get("refunds", [])]
+            url = f"/v1/charges/{node['id']}/refunds"
+            node[head] = value = self.list_object(url, copy.deepcopy(refunds))
+        elif isinstance(value, str):
             found = self.state.find(value)
             if found is not None:
                 node[head] = value = copy.deepcopy(found)

@@ -95,7 +95,8 @@ def create_refund(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
     sim.store(refund, owner)
     charge["amount_refunded"] += amount
     charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-    charge["refunds"]["data"].insert(0, refund)
+    # Stripe shows a charge's refunds only when asked to (`expand[]=refunds`, see the engine).
+    sim.private(charge["id"]).setdefault("refunds", []).insert(0, refund["id"])
     # Refunding a charge whose funds are still pending takes them from pending.
     sim.credit(owner, -amount, charge["currency"], source=refund["id"], like=charge["id"])
     if transfer is not None and reversal_amount > 0:
