@@ -58,6 +58,9 @@ class ProblemError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    # For a problem that always says the same: the detail and headers of a raise that names none.
+    default_detail: ClassVar[str | None] = None
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -66,9 +69,10 @@ class ProblemError(Exception):
         headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
+        detail = detail or self.default_detail
         super().__init__(detail or self.title)
         self.detail = detail
-        self.headers = dict(headers or {})
+        self.headers = {**self.default_headers, **(headers or {})}
         self.extra = extra
 
 
@@ -82,9 +86,7 @@ class Unauthorized(ProblemError):
     status = 401
     code = "not_authenticated"
     title = "Not authenticated"
-
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+    default_headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(ProblemError):

@@ -1,4 +1,4 @@
-from marketplace_api.errors import Conflict, Forbidden, ProblemError, Unauthorized
+from marketplace_api.errors import Conflict, Forbidden, Unauthorized
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -21,8 +21,7 @@ class InvalidAccessToken(Unauthorized):
     title = "Access token is invalid or expired"
 
 
-class RoleNotAllowed(ProblemError):
-    status = 403
+class RoleNotAllowed(Forbidden):
     code = "role_not_allowed"
     title = "Your role cannot use this endpoint"
 

@@ -114,13 +114,18 @@ async def _revoke_family_of_reused_token(
             RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_not(None)
         )
     )
+    await _revoke_family(session, family_id, now)
+    await session.commit()
+
+
+async def _revoke_family(session: AsyncSession, family_id: uuid.UUID | None, now: datetime) -> None:
+    """Revoke every token of a family still in force (none when the family is unknown)."""
     if family_id is not None:
         await session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-    await session.commit()
 
 
 async def revoke_refresh_token(session: AsyncSession, token: str) -> None:
@@ -131,10 +136,5 @@ async def revoke_refresh_token(session: AsyncSession, token: str) -> None:
             RefreshToken.token_hash == security.hash_refresh_token(token)
         )
     )
-    if family_id is not None:
-        await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    await _revoke_family(session, family_id, now)
     await session.commit()

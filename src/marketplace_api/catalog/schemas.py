@@ -58,7 +58,9 @@ class ListingUpdate(BaseModel):
         return value.lower() if value else value
 
 
-class ListingRead(BaseModel):
+class _ListingFields(BaseModel):
+    """What every reader of a listing sees first (the owner and the storefront)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -68,6 +70,9 @@ class ListingRead(BaseModel):
     price_amount: int
     currency: str
     stock_quantity: int
+
+
+class ListingRead(_ListingFields):
     status: ListingStatus
     created_at: datetime
     updated_at: datetime
@@ -78,18 +83,9 @@ class ListingPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
-class ListingPublic(BaseModel):
+class ListingPublic(_ListingFields):
     """A listing as the storefront shows it."""
 
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    vendor_id: uuid.UUID
-    title: str
-    description: str | None
-    price_amount: int
-    currency: str
-    stock_quantity: int
     created_at: datetime
 
 

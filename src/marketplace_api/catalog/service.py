@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api import money
@@ -132,14 +132,7 @@ async def list_listings(
     query = select(Listing).where(Listing.vendor_id == vendor_id)
     if status is not None:
         query = query.where(Listing.status == status)
-    rows = (
-        await session.scalars(
-            keyset_page(
-                query, created_at=Listing.created_at, row_id=Listing.id, cursor=cursor, limit=limit
-            )
-        )
-    ).all()
-    items, next_cursor = split_page(rows, limit)
+    items, next_cursor = await _listing_page(session, query, cursor=cursor, limit=limit)
     return ListingPage(
         items=[ListingRead.model_validate(r) for r in items], next_cursor=next_cursor
     )
@@ -214,6 +207,16 @@ def _public_query() -> Any:
     )
 
 
+async def _listing_page(
+    session: AsyncSession, query: Select[Any], *, cursor: str | None, limit: int
+) -> tuple[list[Listing], str | None]:
+    """One page of `query`'s listings, newest first, and the cursor of the next page."""
+    page = keyset_page(
+        query, created_at=Listing.created_at, row_id=Listing.id, cursor=cursor, limit=limit
+    )
+    return split_page((await session.scalars(page)).all(), limit)
+
+
 def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -242,14 +245,7 @@ async def list_storefront(
         query = query.where(Listing.price_amount <= max_price)
     if q and q.strip():
         query = query.where(Listing.title.ilike(f"%{escape_like(q.strip())}%", escape="\\"))
-    rows = (
-        await session.scalars(
-            keyset_page(
-                query, created_at=Listing.created_at, row_id=Listing.id, cursor=cursor, limit=limit
-            )
-        )
-    ).all()
-    items, next_cursor = split_page(rows, limit)
+    items, next_cursor = await _listing_page(session, query, cursor=cursor, limit=limit)
     return ListingPublicPage(
         items=[ListingPublic.model_validate(r) for r in items], next_cursor=next_cursor
     )

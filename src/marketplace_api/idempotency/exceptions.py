@@ -6,23 +6,17 @@ from marketplace_api.errors import Conflict, ServiceUnavailable, UnprocessableEn
 class IdempotencyKeyReused(UnprocessableEntity):
     code = "idempotency_key_reused"
     title = "Idempotency-Key already used for another request"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This Idempotency-Key was used with a different request (method, path or body). "
-            "Use a new key for a new request."
-        )
+    default_detail = (
+        "This Idempotency-Key was used with a different request (method, path or body). "
+        "Use a new key for a new request."
+    )
 
 
 class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
     title = "A request with this Idempotency-Key is in progress"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Another request with this Idempotency-Key has not finished; retry it later.",
-            headers={"Retry-After": "1"},
-        )
+    default_detail = "Another request with this Idempotency-Key has not finished; retry it later."
+    default_headers = {"Retry-After": "1"}
 
 
 class InvalidIdempotencyKey(UnprocessableEntity):
@@ -36,10 +30,7 @@ class IdempotencyKeyLost(ServiceUnavailable):
 
     code = "idempotency_key_lost"
     title = "The request lost its Idempotency-Key to a retry"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "A retry with the same Idempotency-Key took over this request; retry it for the "
-            "answer.",
-            headers={"Retry-After": "1"},
-        )
+    default_detail = (
+        "A retry with the same Idempotency-Key took over this request; retry it for the answer."
+    )
+    default_headers = {"Retry-After": "1"}

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -43,31 +43,25 @@ from marketplace_api.payments.models import Payment
 K = MovementKind
 
 
-def movement(
-    *,
-    kind: MovementKind,
-    amount: int,
-    currency: str,
-    stripe_id: str,
-    occurred_at: datetime,
-    payment_id: uuid.UUID | None = None,
-    order_id: uuid.UUID | None = None,
-    vendor_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The row of one movement, for `record_many`."""
-    return {
-        "id": uuid.uuid4(),
-        "kind": kind,
-        "amount": amount,
-        "currency": currency,
-        "stripe_id": stripe_id,
-        "occurred_at": occurred_at,
-        "payment_id": payment_id,
-        "order_id": order_id,
-        "vendor_id": vendor_id,
-        "details": details,
-    }
+class Movement(TypedDict):
+    """What a caller says of one movement (the links and details it leaves out are null)."""
+
+    kind: MovementKind
+    amount: int
+    currency: str
+    stripe_id: str
+    occurred_at: datetime
+    payment_id: NotRequired[uuid.UUID | None]
+    order_id: NotRequired[uuid.UUID | None]
+    vendor_id: NotRequired[uuid.UUID | None]
+    details: NotRequired[dict[str, Any] | None]
+
+
+def movement(**fields: Unpack[Movement]) -> dict[str, Any]:
+    """The row of one movement, for `record_many`: every row names every column, so the rows
+    of one call share one statement."""
+    links = {"payment_id": None, "order_id": None, "vendor_id": None, "details": None}
+    return {"id": uuid.uuid4(), **links, **fields}
 
 
 async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]) -> int:
@@ -87,32 +81,9 @@ async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]
     return len((await session.execute(statement, list(movements))).all())
 
 
-async def record(
-    session: AsyncSession,
-    *,
-    kind: MovementKind,
-    amount: int,
-    currency: str,
-    stripe_id: str,
-    occurred_at: datetime,
-    payment_id: uuid.UUID | None = None,
-    order_id: uuid.UUID | None = None,
-    vendor_id: uuid.UUID | None = None,
-    details: dict[str, Any] | None = None,
-) -> bool:
+async def record(session: AsyncSession, **fields: Unpack[Movement]) -> bool:
     """Record one movement unless it is already recorded; True when newly inserted."""
-    row = movement(
-        kind=kind,
-        amount=amount,
-        currency=currency,
-        stripe_id=stripe_id,
-        occurred_at=occurred_at,
-        payment_id=payment_id,
-        order_id=order_id,
-        vendor_id=vendor_id,
-        details=details,
-    )
-    return await record_many(session, [row]) == 1
+    return await record_many(session, [movement(**fields)]) == 1
 
 
 async def record_payment_succeeded(

@@ -32,13 +32,12 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
-    Integer,
     String,
-    Text,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from marketplace_api.columns import RetryState
 from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
 
 
@@ -61,7 +60,7 @@ class RefundOrigin(enum.StrEnum):
     stripe = "stripe"  # made outside the API (Stripe dashboard), learned from a webhook
 
 
-class Refund(UUIDPrimaryKey, Timestamps, Base):
+class Refund(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "refunds"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
@@ -106,10 +105,6 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
     )
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    # Due for the retry job (Stripe unreachable, or the answer was lost); a lease while in flight.
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property
@@ -156,7 +151,7 @@ class DuplicateRefundStatus(enum.StrEnum):
     failed = "failed"  # refused or failed at Stripe: the operator was alerted
 
 
-class DuplicatePaymentRefund(UUIDPrimaryKey, Timestamps, Base):
+class DuplicatePaymentRefund(UUIDPrimaryKey, Timestamps, RetryState, Base):
     """A second successful PaymentIntent of one payment (a Checkout Session's and the Payment
     Element's both paid), refunded whole. One row per PaymentIntent (the unique key), so however
     often its success is delivered it is refunded once; the Stripe call carries the key
@@ -188,9 +183,6 @@ class DuplicatePaymentRefund(UUIDPrimaryKey, Timestamps, Base):
     )
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property

@@ -36,7 +36,7 @@ Objects live in `sim.state.<kind>` (`accounts`, `payment_intents`, `charges`,
 `disputes`, `payouts`, `events`, `webhook_endpoints`); `sim.state.owner[id]` is the connected
 account an object lives on (None: the platform). `sim.balances(account_or_None)` gives
 `{currency: {"available", "pending"}}`. The same helpers are reachable over HTTP under
-`/_simulator/...` (see `http.py`), which the dev server mounts at `/simulator/api/_simulator/`.
+`/_simulator/...` (see `helpers.py`), which the dev server mounts at `/simulator/api/_simulator/`.
 
 What it does not model is listed in the README ("Stripe simulator").
 """

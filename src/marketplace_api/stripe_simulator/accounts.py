@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from marketplace_api.stripe_simulator.context import RequestContext
-from marketplace_api.stripe_simulator.core import StripeSimulator
+from marketplace_api.stripe_simulator.engine import SimEngine
 from marketplace_api.stripe_simulator.errors import StripeAPIError, invalid, no_such
 from marketplace_api.stripe_simulator.money import check_currency
 from marketplace_api.stripe_simulator.state import Obj
@@ -84,7 +84,25 @@ def _schedule(country: str, requested: Obj | None, current: Obj | None) -> Obj:
     return out
 
 
-def create_account(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
+def active_account(sim: SimEngine, account_id: str, capability: str, param: str) -> Obj:
+    """The account a charge or transfer names, if it exists, is still connected and has
+    `capability` active (Stripe's errors otherwise)."""
+    account = sim.state.accounts.get(account_id)
+    if account is None or sim.private(account_id).get("deauthorized"):
+        raise no_such("destination", account_id, param)
+    if account["capabilities"].get(capability) != "active":
+        raise invalid(
+            f"Your destination account needs to have at least one of the following capabilities "
+            f"enabled: {capability}.",
+            param=param,
+            code="insufficient_capabilities_for_transfer"
+            if capability == "transfers"
+            else "account_invalid",
+        )
+    return account
+
+
+def create_account(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
     if ctx.account is not None:
         raise invalid("Connected accounts cannot create other accounts.")
     if "type" in p and "controller" in p:
@@ -162,7 +180,7 @@ def create_account(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
     return sim.store(account)
 
 
-def _account(sim: StripeSimulator, account_id: str) -> Obj:
+def _account(sim: SimEngine, account_id: str) -> Obj:
     account = sim.state.accounts.get(account_id)
     if account is None or sim.private(account_id).get("deauthorized"):
         raise StripeAPIError(
@@ -175,15 +193,15 @@ def _account(sim: StripeSimulator, account_id: str) -> Obj:
     return account
 
 
-def retrieve_account(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def retrieve_account(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     return _account(sim, id)
 
 
-def list_accounts(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]:
+def list_accounts(sim: SimEngine, ctx: RequestContext, p: Obj) -> list[Obj]:
     return [a for a in sim.state.accounts.values() if not sim.private(a["id"]).get("deauthorized")]
 
 
-def update_account(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def update_account(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     account = _account(sim, id)
     previous: Obj = {}
     schedule = ((p.get("settings") or {}).get("payouts") or {}).get("schedule")
@@ -215,7 +233,7 @@ def update_account(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -
     return account
 
 
-def create_account_link(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
+def create_account_link(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
     account = _account(sim, p["account"])
     if "collect" in p and "collection_options" in p:
         raise invalid("You cannot specify both `collect` and `collection_options`.")
@@ -247,7 +265,7 @@ def create_account_link(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Ob
     }
 
 
-def create_login_link(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def create_login_link(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     account = _account(sim, id)
     if account["controller"]["stripe_dashboard"]["type"] != "express":
         raise invalid("Login links are only for accounts with the Express dashboard.")
@@ -262,7 +280,7 @@ def create_login_link(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str
     }
 
 
-def retrieve_balance(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
+def retrieve_balance(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
     if ctx.account is not None:
         _account(sim, ctx.account)
     entries = sim.balances(ctx.account)
@@ -284,7 +302,7 @@ def retrieve_balance(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
 # --- what a person or Stripe does to an account ---------------------------------------------
 
 
-def use_account_link(sim: StripeSimulator, token: str) -> tuple[Obj, bool]:
+def use_account_link(sim: SimEngine, token: str) -> tuple[Obj, bool]:
     """The link and whether it may still be used (unused, unexpired); marks it used."""
     link = sim.state.account_links.get(token)
     if link is None:
@@ -294,7 +312,7 @@ def use_account_link(sim: StripeSimulator, token: str) -> tuple[Obj, bool]:
     return link, usable
 
 
-def _emit_updated(sim: StripeSimulator, account: Obj, before: Obj) -> None:
+def _emit_updated(sim: SimEngine, account: Obj, before: Obj) -> None:
     previous = {k: v for k, v in before.items() if account.get(k) != v}
     sim.emit("account.updated", account, account=account["id"], previous_attributes=previous)
     for name, status in account["capabilities"].items():
@@ -313,7 +331,7 @@ def _emit_updated(sim: StripeSimulator, account: Obj, before: Obj) -> None:
             )
 
 
-def complete_onboarding(sim: StripeSimulator, account_id: str) -> Obj:
+def complete_onboarding(sim: SimEngine, account_id: str) -> Obj:
     """The person submitted everything Stripe asked for: charges and payouts enabled."""
     return change_account(
         sim,
@@ -328,7 +346,7 @@ def complete_onboarding(sim: StripeSimulator, account_id: str) -> Obj:
     )
 
 
-def change_account(sim: StripeSimulator, account_id: str, **changes: Any) -> Obj:
+def change_account(sim: SimEngine, account_id: str, **changes: Any) -> Obj:
     account = _account(sim, account_id)
     before = copy.deepcopy(account)
     for key in ("details_submitted", "charges_enabled", "payouts_enabled"):
@@ -359,7 +377,7 @@ def change_account(sim: StripeSimulator, account_id: str, **changes: Any) -> Obj
     return account
 
 
-def deauthorize(sim: StripeSimulator, account_id: str) -> Obj:
+def deauthorize(sim: SimEngine, account_id: str) -> Obj:
     account = _account(sim, account_id)
     sim.private(account_id)["deauthorized"] = True
     application = {"id": "ca_simulator", "object": "application", "name": "marketplace"}

@@ -28,6 +28,7 @@ from marketplace_api.integrations.stripe import (
 )
 from marketplace_api.stripe_simulator.core import StripeSimulator
 from marketplace_api.stripe_simulator.events import Delivery
+from marketplace_api.webhooks.subscriptions import sync_webhook_endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ async def simulator_mode(app: Any, settings: Settings) -> AsyncIterator[Settings
     )
     token = SIMULATOR_TRANSPORT.set(sim.transport())
     gateway = StripeGateway(_client(settings, sim))
-    from marketplace_api.webhooks.subscriptions import sync_webhook_endpoints
-
     url = webhook_url(settings)
     plans = await sync_webhook_endpoints(gateway, url)
     secrets = [

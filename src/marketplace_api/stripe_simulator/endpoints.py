@@ -4,7 +4,7 @@ events API (`GET /v1/events`)."""
 from __future__ import annotations
 
 from marketplace_api.stripe_simulator.context import RequestContext
-from marketplace_api.stripe_simulator.core import API_VERSION, StripeSimulator
+from marketplace_api.stripe_simulator.engine import API_VERSION, SimEngine
 from marketplace_api.stripe_simulator.errors import invalid
 from marketplace_api.stripe_simulator.events import EVENT_TYPES
 from marketplace_api.stripe_simulator.state import Obj
@@ -26,7 +26,7 @@ def _check_url(url: str) -> None:
         raise invalid("Invalid URL: the URL must be http(s).", param="url", code="url_invalid")
 
 
-def create_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
+def create_endpoint(sim: SimEngine, ctx: RequestContext, p: Obj) -> Obj:
     if ctx.account is not None:
         raise invalid("Webhook endpoints belong to the platform; do not send Stripe-Account.")
     _check_url(p["url"])
@@ -50,15 +50,15 @@ def create_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> Obj:
     return {**endpoint, "secret": secret}  # only this answer carries the secret
 
 
-def retrieve_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def retrieve_endpoint(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     return sim.get("webhook_endpoint", id, None)
 
 
-def list_endpoints(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]:
+def list_endpoints(sim: SimEngine, ctx: RequestContext, p: Obj) -> list[Obj]:
     return list(sim.state.webhook_endpoints.values())
 
 
-def update_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def update_endpoint(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     endpoint = sim.get("webhook_endpoint", id, None)
     if "url" in p:
         _check_url(p["url"])
@@ -74,17 +74,17 @@ def update_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) 
     return endpoint
 
 
-def delete_endpoint(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def delete_endpoint(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     sim.get("webhook_endpoint", id, None)
     del sim.state.webhook_endpoints[id]
     return {"id": id, "object": "webhook_endpoint", "deleted": True}
 
 
-def retrieve_event(sim: StripeSimulator, ctx: RequestContext, p: Obj, id: str) -> Obj:
+def retrieve_event(sim: SimEngine, ctx: RequestContext, p: Obj, id: str) -> Obj:
     return sim.get("event", id, ctx.account)
 
 
-def list_events(sim: StripeSimulator, ctx: RequestContext, p: Obj) -> list[Obj]:
+def list_events(sim: SimEngine, ctx: RequestContext, p: Obj) -> list[Obj]:
     types = set(p.get("types") or ([p["type"]] if "type" in p else []))
     return [
         e

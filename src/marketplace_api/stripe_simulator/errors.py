@@ -47,24 +47,17 @@ def invalid(
     return StripeAPIError(status, message, code=code, param=param)
 
 
+def _parameter_error(message: str, code: str, param: str) -> StripeAPIError:
+    # A request refused before it ran: Stripe saves no idempotent answer for it.
+    return StripeAPIError(400, message, code=code, param=param, saved=False)
+
+
 def unknown_parameter(param: str) -> StripeAPIError:
-    return StripeAPIError(
-        400,
-        f"Received unknown parameter: {param}",
-        code="parameter_unknown",
-        param=param,
-        saved=False,
-    )
+    return _parameter_error(f"Received unknown parameter: {param}", "parameter_unknown", param)
 
 
 def missing_parameter(param: str) -> StripeAPIError:
-    return StripeAPIError(
-        400,
-        f"Missing required param: {param}.",
-        code="parameter_missing",
-        param=param,
-        saved=False,
-    )
+    return _parameter_error(f"Missing required param: {param}.", "parameter_missing", param)
 
 
 def no_such(kind: str, object_id: str, param: str = "id") -> StripeAPIError:

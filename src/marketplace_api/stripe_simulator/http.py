@@ -15,12 +15,24 @@ from typing import Any
 
 import httpx
 
-from marketplace_api.stripe_simulator import accounts, endpoints, movements, params, payments
+from marketplace_api.stripe_simulator import (
+    accounts,
+    charges,
+    checkout,
+    disputes,
+    endpoints,
+    params,
+    payments,
+    payouts,
+    refunds,
+    transfers,
+)
 from marketplace_api.stripe_simulator.context import RequestContext
-from marketplace_api.stripe_simulator.core import API_VERSION, DAY, StripeSimulator
-from marketplace_api.stripe_simulator.errors import StripeAPIError, invalid, no_such
+from marketplace_api.stripe_simulator.engine import API_VERSION, DAY, SimEngine
+from marketplace_api.stripe_simulator.errors import StripeAPIError
 from marketplace_api.stripe_simulator.forms import Obj as ObjSpec
 from marketplace_api.stripe_simulator.forms import decode_form
+from marketplace_api.stripe_simulator.helpers import run_helper
 from marketplace_api.stripe_simulator.state import Obj
 
 Handler = Callable[..., Any]
@@ -50,51 +62,35 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/accounts/{id}/login_links", accounts.create_login_link, P.LOGIN_LINK_CREATE),
     _r("POST", "/v1/account_links", accounts.create_account_link, P.ACCOUNT_LINK_CREATE),
     _r("GET", "/v1/balance", accounts.retrieve_balance, P.BALANCE_RETRIEVE),
-    _r("POST", "/v1/payment_intents", payments.create_payment_intent, P.PI_CREATE),
-    _r("GET", "/v1/payment_intents", payments.list_payment_intents, P.PI_LIST),
-    _r("GET", "/v1/payment_intents/{id}", payments.retrieve_payment_intent, P.PI_RETRIEVE, True),
-    _r(
-        "POST",
-        "/v1/payment_intents/{id}/confirm",
-        payments.confirm_payment_intent,
-        P.PI_CONFIRM,
-        True,
-    ),
-    _r("POST", "/v1/payment_intents/{id}/cancel", payments.cancel_payment_intent, P.PI_CANCEL),
-    _r("GET", "/v1/charges", payments.list_charges, P.CHARGE_LIST),
-    _r("GET", "/v1/charges/{id}", payments.retrieve_charge, P.RETRIEVE),
-    _r("POST", "/v1/checkout/sessions", payments.create_checkout_session, P.SESSION_CREATE),
-    _r("GET", "/v1/checkout/sessions", payments.list_checkout_sessions, P.SESSION_LIST),
-    _r("GET", "/v1/checkout/sessions/{id}", payments.retrieve_checkout_session, P.RETRIEVE),
-    _r(
-        "POST",
-        "/v1/checkout/sessions/{id}/expire",
-        payments.expire_checkout_session,
-        P.SESSION_EXPIRE,
-    ),
-    _r("GET", "/v1/checkout/sessions/{id}/line_items", payments.list_line_items, P.PI_LIST),
-    _r("POST", "/v1/transfers", movements.create_transfer, P.TRANSFER_CREATE),
-    _r("GET", "/v1/transfers", movements.list_transfers, P.TRANSFER_LIST),
-    _r("GET", "/v1/transfers/{id}", movements.retrieve_transfer, P.RETRIEVE),
-    _r("POST", "/v1/transfers/{id}/reversals", movements.create_reversal, P.REVERSAL_CREATE),
-    _r("GET", "/v1/transfers/{id}/reversals", movements.list_reversals, P.PI_LIST),
-    _r("GET", "/v1/transfers/{id}/reversals/{reversal}", movements.retrieve_reversal, P.RETRIEVE),
-    _r("POST", "/v1/refunds", movements.create_refund, P.REFUND_CREATE),
-    _r("GET", "/v1/refunds", movements.list_refunds, P.REFUND_LIST),
-    _r("GET", "/v1/refunds/{id}", movements.retrieve_refund, P.RETRIEVE),
-    _r("GET", "/v1/application_fees", movements.list_fees, P.FEE_LIST),
-    _r("GET", "/v1/application_fees/{id}", movements.retrieve_fee, P.RETRIEVE),
-    _r(
-        "POST",
-        "/v1/application_fees/{id}/refunds",
-        movements.create_fee_refund,
-        P.FEE_REFUND_CREATE,
-    ),
-    _r("GET", "/v1/application_fees/{id}/refunds", movements.list_fee_refunds, P.PI_LIST),
-    _r("GET", "/v1/disputes", movements.list_disputes, P.DISPUTE_LIST),
-    _r("GET", "/v1/disputes/{id}", movements.retrieve_dispute, P.RETRIEVE),
-    _r("GET", "/v1/payouts", movements.list_payouts, P.PAYOUT_LIST),
-    _r("GET", "/v1/payouts/{id}", movements.retrieve_payout, P.RETRIEVE),
+    _r("POST", "/v1/payment_intents", payments.create_intent, P.PI_CREATE),
+    _r("GET", "/v1/payment_intents", payments.list_intents, P.PI_LIST),
+    _r("GET", "/v1/payment_intents/{id}", payments.retrieve_intent, P.PI_RETRIEVE, True),
+    _r("POST", "/v1/payment_intents/{id}/confirm", payments.confirm_intent, P.PI_CONFIRM, True),
+    _r("POST", "/v1/payment_intents/{id}/cancel", payments.cancel_intent, P.PI_CANCEL),
+    _r("GET", "/v1/charges", charges.list_charges, P.CHARGE_LIST),
+    _r("GET", "/v1/charges/{id}", charges.retrieve_charge, P.RETRIEVE),
+    _r("POST", "/v1/checkout/sessions", checkout.create_session, P.SESSION_CREATE),
+    _r("GET", "/v1/checkout/sessions", checkout.list_sessions, P.SESSION_LIST),
+    _r("GET", "/v1/checkout/sessions/{id}", checkout.retrieve_session, P.RETRIEVE),
+    _r("POST", "/v1/checkout/sessions/{id}/expire", checkout.expire_session, P.SESSION_EXPIRE),
+    _r("GET", "/v1/checkout/sessions/{id}/line_items", checkout.list_line_items, P.PI_LIST),
+    _r("POST", "/v1/transfers", transfers.create_transfer, P.TRANSFER_CREATE),
+    _r("GET", "/v1/transfers", transfers.list_transfers, P.TRANSFER_LIST),
+    _r("GET", "/v1/transfers/{id}", transfers.retrieve_transfer, P.RETRIEVE),
+    _r("POST", "/v1/transfers/{id}/reversals", transfers.create_reversal, P.REVERSAL_CREATE),
+    _r("GET", "/v1/transfers/{id}/reversals", transfers.list_reversals, P.PI_LIST),
+    _r("GET", "/v1/transfers/{id}/reversals/{reversal}", transfers.retrieve_reversal, P.RETRIEVE),
+    _r("POST", "/v1/refunds", refunds.create_refund, P.REFUND_CREATE),
+    _r("GET", "/v1/refunds", refunds.list_refunds, P.REFUND_LIST),
+    _r("GET", "/v1/refunds/{id}", refunds.retrieve_refund, P.RETRIEVE),
+    _r("GET", "/v1/application_fees", refunds.list_fees, P.FEE_LIST),
+    _r("GET", "/v1/application_fees/{id}", refunds.retrieve_fee, P.RETRIEVE),
+    _r("POST", "/v1/application_fees/{id}/refunds", refunds.create_fee_refund, P.FEE_REFUND_CREATE),
+    _r("GET", "/v1/application_fees/{id}/refunds", refunds.list_fee_refunds, P.PI_LIST),
+    _r("GET", "/v1/disputes", disputes.list_disputes, P.DISPUTE_LIST),
+    _r("GET", "/v1/disputes/{id}", disputes.retrieve_dispute, P.RETRIEVE),
+    _r("GET", "/v1/payouts", payouts.list_payouts, P.PAYOUT_LIST),
+    _r("GET", "/v1/payouts/{id}", payouts.retrieve_payout, P.RETRIEVE),
     _r("POST", "/v1/webhook_endpoints", endpoints.create_endpoint, P.WEBHOOK_CREATE),
     _r("GET", "/v1/webhook_endpoints", endpoints.list_endpoints, P.WEBHOOK_LIST),
     _r("GET", "/v1/webhook_endpoints/{id}", endpoints.retrieve_endpoint, P.RETRIEVE),
@@ -125,7 +121,7 @@ def _api_key(request: httpx.Request) -> tuple[bool, bool]:
     return False, False
 
 
-def _paginate(sim: StripeSimulator, items: list[Obj], p: Obj, url: str) -> Obj:
+def _paginate(sim: SimEngine, items: list[Obj], p: Obj, url: str) -> Obj:
     newest_first = sorted(items, key=lambda o: o.get("created", 0), reverse=True)
     # Objects created in the same second keep Stripe's order: newest (last stored) first.
     order = {obj_id: i for i, obj_id in enumerate(sim.state.owner)}
@@ -151,7 +147,7 @@ def _paginate(sim: StripeSimulator, items: list[Obj], p: Obj, url: str) -> Obj:
     }
 
 
-def handle_request(sim: StripeSimulator, request: httpx.Request) -> httpx.Response:
+def handle_request(sim: SimEngine, request: httpx.Request) -> httpx.Response:
     request_id = sim.new_id("req", 14)
     headers = {
         "Request-Id": request_id,
@@ -166,8 +162,10 @@ def handle_request(sim: StripeSimulator, request: httpx.Request) -> httpx.Respon
             body = request.url.query.decode("ascii")
         raw = decode_form(body)
         if path.startswith("/_simulator/"):
-            result = _helper(sim, request.method, path, raw)
-            sim.changed()
+            try:
+                result = run_helper(sim, request.method, path, raw)
+            finally:
+                sim.changed()  # a helper that failed half-way may have changed state too
             return _json(200, result, headers)
         return _api(sim, request, path, raw, request_id, headers)
     except StripeAPIError as exc:
@@ -181,7 +179,7 @@ def handle_request(sim: StripeSimulator, request: httpx.Request) -> httpx.Respon
 
 
 def _api(
-    sim: StripeSimulator,
+    sim: SimEngine,
     request: httpx.Request,
     path: str,
     raw: Obj,
@@ -280,42 +278,3 @@ def _api(
     return httpx.Response(
         status, content=text.encode(), headers={"Content-Type": "application/json", **headers}
     )
-
-
-# --- test helpers over HTTP ---------------------------------------------------------------------
-
-_HELPERS = re.compile(r"^/_simulator/(?P<kind>[a-z_/]+?)/(?P<id>[^/]+)/(?P<action>[a-z_]+)$")
-
-
-def _helper(sim: StripeSimulator, method: str, path: str, p: Obj) -> Any:
-    if path == "/_simulator/advance_time" and method == "POST":
-        return {"events": [e["id"] for e in sim.advance_time(int(p.get("seconds", 0)))]}
-    if path == "/_simulator/state" and method == "GET":
-        return {name: len(getattr(sim.state, name)) for name in ("accounts", "payment_intents",
-                "charges", "checkout_sessions", "transfers", "refunds", "disputes", "payouts",
-                "events")}  # fmt: skip
-    match = _HELPERS.match(path)
-    if match is None or method != "POST":
-        raise StripeAPIError(404, f"Unrecognized simulator helper ({method}: {path}).")
-    kind, object_id, action = match["kind"], match["id"], match["action"]
-    if sim.state.find(object_id) is None:
-        raise no_such(kind.rstrip("s").replace("_", " "), object_id)
-    method_ = p.get("payment_method", "pm_card_visa")
-    actions: dict[tuple[str, str], Callable[[], Obj]] = {
-        ("accounts", "complete_onboarding"): lambda: sim.complete_onboarding(object_id),
-        ("accounts", "deauthorize"): lambda: sim.deauthorize(object_id),
-        ("payment_intents", "confirm"): lambda: sim.confirm_payment_intent(object_id, method_),
-        ("checkout/sessions", "pay"): lambda: sim.pay_checkout_session(object_id, method_),
-        ("charges", "dispute"): lambda: sim.open_dispute(
-            object_id,
-            reason=p.get("reason", "fraudulent"),
-            amount=int(p["amount"]) if "amount" in p else None,
-        ),
-        ("disputes", "close"): lambda: sim.close_dispute(object_id, won=p.get("outcome") == "won"),
-        ("refunds", "fail"): lambda: sim.fail_refund(object_id),
-        ("payouts", "fail"): lambda: sim.fail_payout(object_id),
-    }
-    action_fn = actions.get((kind, action))
-    if action_fn is None:
-        raise invalid(f"Unknown simulator helper: {kind}/{action}.")
-    return action_fn()

@@ -50,3 +50,17 @@ def check_charge_amount(amount: int, currency: str, param: str = "amount") -> No
 def check_positive(amount: int, param: str = "amount") -> None:
     if amount < 1:
         raise invalid("This value must be greater than or equal to 1.", param=param)
+
+
+def amount_up_to(
+    requested: int | None, remaining: int, too_large: str, code: str | None = None
+) -> int:
+    """The `amount` a refund asks for (all that `remaining` allows when it names none), refused
+    when it is not positive or more than remains; `too_large` names both, as Stripe's message."""
+    amount = remaining if requested is None else requested
+    check_positive(amount)
+    if amount > remaining:
+        raise invalid(
+            too_large.format(amount=amount, remaining=remaining), param="amount", code=code
+        )
+    return amount

@@ -11,12 +11,10 @@ class TransferNotFound(NotFound):
 class OrderNotHeld(Conflict):
     code = "order_not_held"
     title = "The order's funds are not held by the platform"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Only separate charges are held and released; destination and direct charges pay "
-            "the vendor when the buyer pays."
-        )
+    default_detail = (
+        "Only separate charges are held and released; destination and direct charges pay "
+        "the vendor when the buyer pays."
+    )
 
 
 class OrderNotReleasable(Conflict):

@@ -32,12 +32,12 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from marketplace_api.columns import RetryState
 from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
 
 
@@ -54,7 +54,7 @@ class ReleaseTrigger(enum.StrEnum):
     auto = "auto"  # AUTO_RELEASE_DAYS after shipping
 
 
-class Transfer(UUIDPrimaryKey, Timestamps, Base):
+class Transfer(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "transfers"
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_non_negative"),
@@ -91,10 +91,6 @@ class Transfer(UUIDPrimaryKey, Timestamps, Base):
     # Idempotency key generation: bumped after a definitive refusal (a 4xx: nothing was created),
     # so a retry is a new request; never bumped after a timeout or 5xx (it may have been created).
     key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    # Due for the retry job; also a lease while a call is in flight.
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property
@@ -110,7 +106,7 @@ class ReversalStatus(enum.StrEnum):
     canceled = "canceled"  # not needed any more (its refund failed; policy says no)
 
 
-class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
+class TransferReversal(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "transfer_reversals"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
@@ -137,9 +133,6 @@ class TransferReversal(UUIDPrimaryKey, Timestamps, Base):
     )
     stripe_reversal_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property
     def idempotency_key(self) -> str:

@@ -40,21 +40,6 @@ class VendorProfileUpdate(BaseModel):
         return value.lower()
 
 
-class VendorProfileRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    display_name: str
-    description: str | None
-    country: str
-    default_currency: str
-    status: VendorStatus
-    stripe_account_id: str | None
-    can_accept_payments: bool
-    created_at: datetime
-    updated_at: datetime
-
-
 class VendorPublic(BaseModel):
     """A vendor as the storefront shows it."""
 
@@ -65,6 +50,16 @@ class VendorPublic(BaseModel):
     description: str | None
     country: str
     default_currency: str
+
+
+# The public view and the profile's state. No docstring: it would become the schema's
+# description in the published OpenAPI document.
+class VendorProfileRead(VendorPublic):
+    status: VendorStatus
+    stripe_account_id: str | None
+    can_accept_payments: bool
+    created_at: datetime
+    updated_at: datetime
 
 
 class PaymentsSetupRead(BaseModel):

@@ -7,9 +7,8 @@ from marketplace_api.errors import Conflict, NotFound, ProblemError, ServiceUnav
 
 class InvalidSignature(ProblemError):
     """Missing, malformed or non-matching `Stripe-Signature`, a stale timestamp, a tampered body,
-    or no signing secret configured at all."""
+    or no signing secret configured at all (a 400, as every `ProblemError` by default)."""
 
-    status = 400
     code = "invalid_signature"
     title = "Invalid Stripe signature"
 
@@ -17,7 +16,6 @@ class InvalidSignature(ProblemError):
 class InvalidPayload(ProblemError):
     """Correctly signed, but not a Stripe event we can read (not JSON, no id/type/created)."""
 
-    status = 400
     code = "invalid_payload"
     title = "Invalid event payload"
 
@@ -27,11 +25,8 @@ class EventStoreUnavailable(ServiceUnavailable):
 
     code = "event_store_unavailable"
     title = "The event could not be stored"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The event was not stored; deliver it again.", headers={"Retry-After": "5"}
-        )
+    default_detail = "The event was not stored; deliver it again."
+    default_headers = {"Retry-After": "5"}
 
 
 class EventNotFound(NotFound):

@@ -4,10 +4,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, Index, Integer, String, Text, text
+from sqlalchemy import DateTime, Enum, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from marketplace_api.columns import RetryState
 from marketplace_api.db import Base, Timestamps
 
 
@@ -21,7 +22,7 @@ class EventStatus(enum.StrEnum):
     mismatched = "mismatched"
 
 
-class StripeEvent(Timestamps, Base):
+class StripeEvent(Timestamps, RetryState, Base):
     """Every verified Stripe event, raw. The event id is the primary key: a duplicate delivery,
     on any replica, inserts nothing (`INSERT … ON CONFLICT DO NOTHING`)."""
 
@@ -44,7 +45,4 @@ class StripeEvent(Timestamps, Base):
         Enum(EventStatus, name="stripe_event_status", native_enum=False, length=16),
         server_default=EventStatus.pending.value,
     )
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
