@@ -34,7 +34,9 @@ from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.queries import lock_order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.refunds import duplicates
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
@@ -63,13 +65,7 @@ from marketplace_api.transfers import attempts
 from marketplace_api.transfers import service as transfers
 from marketplace_api.transfers.exceptions import OrderDisputed
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal, TransferStatus
-from marketplace_api.transfers.queries import (
-    fresh_payment,
-    has_open_dispute,
-    lock_order,
-    refund_totals,
-    transfer_of_order,
-)
+from marketplace_api.transfers.queries import has_open_dispute, refund_totals, transfer_of_order
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +143,7 @@ async def _reserve(
     if order is None:
         raise OrderNotFound()
     if vendor_user_id is not None:
-        from marketplace_api.fulfilment.service import vendor_id_of
+        from marketplace_api.vendors.queries import vendor_id_of
 
         if order.vendor_id != await vendor_id_of(session, vendor_user_id):
             raise OrderNotFound()

@@ -34,7 +34,9 @@ from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_transfer_failed, notify_transfer_released
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
+from marketplace_api.orders.queries import lock_order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers import attempts
 from marketplace_api.transfers.exceptions import (
@@ -51,10 +53,8 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from marketplace_api.transfers.queries import (
-    fresh_payment,
     has_open_dispute,
     has_pending_refund,
-    lock_order,
     open_refund_request,
     refund_totals,
     transfer_of_order,

@@ -17,7 +17,7 @@ from marketplace_api.deps import (
     StripeGatewayDep,
 )
 from marketplace_api.errors import problem_responses
-from marketplace_api.fulfilment import service
+from marketplace_api.fulfilment import service, views
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
@@ -30,7 +30,6 @@ from marketplace_api.integrations.stripe import (
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.pagination import InvalidCursor
-from marketplace_api.refunds import requests
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
@@ -64,7 +63,7 @@ async def list_vendor_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> VendorOrderPage:
-    return await service.list_vendor_orders(
+    return await views.list_vendor_orders(
         session,
         vendor.id,
         status=order_status,
@@ -82,8 +81,7 @@ async def list_vendor_orders(
 async def get_vendor_order(
     order_id: uuid.UUID, session: SessionDep, vendor: CurrentVendor
 ) -> VendorOrderRead:
-    order = await service.get_vendor_order(session, vendor.id, order_id)
-    return (await service.vendor_order_reads(session, [order]))[0]
+    return await views.vendor_order_read(session, vendor.id, order_id)
 
 
 @router.post(
@@ -95,7 +93,7 @@ async def get_vendor_order(
 async def ship_order(
     order_id: uuid.UUID, data: ShipmentCreate, session: SessionDep, vendor: CurrentVendor
 ) -> VendorOrderRead:
-    return await service.ship_order(session, vendor.id, order_id, data, now=datetime.now(UTC))
+    return await service.ship_order(session, vendor, order_id, data, now=datetime.now(UTC))
 
 
 @router.post(
@@ -137,14 +135,14 @@ async def refund_vendor_order(
             order_id,
             data,
             origin=RefundOrigin.vendor,
-            actor_id=vendor.id,
+            actor_id=vendor.user_id,
             now=idem.now,
-            vendor_user_id=vendor.id,
+            vendor_user_id=vendor.user_id,
             idempotency=context,
         )
         return RefundRead.model_validate(refund)
 
-    return await idem.run(vendor.id, data, handler, status_code=status.HTTP_201_CREATED)
+    return await idem.run(vendor.user_id, data, handler, status_code=status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -159,8 +157,7 @@ async def decline_refund_request(
     session: SessionDep,
     vendor: CurrentVendor,
 ) -> RefundRequestRead:
-    await service.get_vendor_order(session, vendor.id, order_id)
-    request = await requests.decline_refund_request(
-        session, order_id, request_id, data.note, now=datetime.now(UTC)
+    request = await service.decline_refund_request(
+        session, vendor, order_id, request_id, data.note, now=datetime.now(UTC)
     )
     return RefundRequestRead.model_validate(request)
