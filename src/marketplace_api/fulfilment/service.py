@@ -80,7 +80,7 @@ async def ship_order(
     )
     await notify_order_shipped(session, order.id)
     await session.commit()
-    return await vendor_order_read(session, vendor_id, order_id)
+    return await vendor_order_read(session, await get_vendor_order(session, vendor_id, order_id))
 
 
 async def decline_refund_request(

@@ -18,7 +18,7 @@ from marketplace_api.fulfilment.schemas import (
     VendorOrderRead,
 )
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderItem, OrderStatus
-from marketplace_api.orders.queries import get_vendor_order, vendor_orders_page
+from marketplace_api.orders.queries import order_page, vendor_sales
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus
 from marketplace_api.refunds.schemas import RefundRead, RefundRequestRead
 from marketplace_api.transfers.models import Transfer
@@ -112,10 +112,7 @@ async def vendor_order_reads(
     return reads
 
 
-async def vendor_order_read(
-    session: AsyncSession, vendor_id: uuid.UUID, order_id: uuid.UUID
-) -> VendorOrderRead:
-    order = await get_vendor_order(session, vendor_id, order_id)
+async def vendor_order_read(session: AsyncSession, order: Order) -> VendorOrderRead:
     return (await vendor_order_reads(session, [order]))[0]
 
 
@@ -128,13 +125,7 @@ async def list_vendor_orders(
     limit: int,
     cursor: str | None,
 ) -> VendorOrderPage:
-    """The vendor's sales, newest first; unpaid carts excluded."""
-    page, next_cursor = await vendor_orders_page(
-        session,
-        vendor_id,
-        status=status,
-        fulfilment_status=fulfilment_status,
-        limit=limit,
-        cursor=cursor,
-    )
+    """Newest first (index ix_orders_vendor_created_id)."""
+    sales = vendor_sales(vendor_id, status=status, fulfilment_status=fulfilment_status)
+    page, next_cursor = await order_page(session, sales, limit=limit, cursor=cursor)
     return VendorOrderPage(items=await vendor_order_reads(session, page), next_cursor=next_cursor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.orders.exceptions import OrderNotFound
@@ -44,16 +44,13 @@ async def get_vendor_order(
     return order
 
 
-async def vendor_orders_page(
-    session: AsyncSession,
+def vendor_sales(
     vendor_id: uuid.UUID,
     *,
-    status: OrderStatus | None,
-    fulfilment_status: FulfilmentStatus | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Order], str | None]:
-    """The vendor's sales, newest first (keyset on `(created_at, id)`); unpaid carts excluded."""
+    status: OrderStatus | None = None,
+    fulfilment_status: FulfilmentStatus | None = None,
+) -> Select[Order]:
+    """The vendor's sales: its orders except unpaid carts, optionally of one status."""
     query = select(Order).where(
         Order.vendor_id == vendor_id, Order.status != OrderStatus.pending_payment
     )
@@ -61,10 +58,18 @@ async def vendor_orders_page(
         query = query.where(Order.status == status)
     if fulfilment_status is not None:
         query = query.where(Order.fulfilment_status == fulfilment_status)
-    query = keyset_page(
+    return query
+
+
+async def order_page(
+    session: AsyncSession, query: Select[Order], *, limit: int, cursor: str | None
+) -> tuple[list[Order], str | None]:
+    """A page of the orders `query` selects, newest first, keyset-paginated on (created_at, id)
+    (the buyer's and the vendor's indexes end with those columns), and the next page's cursor."""
+    page = keyset_page(
         query, created_at=Order.created_at, row_id=Order.id, cursor=cursor, limit=limit
     )
-    return split_page((await session.execute(query)).scalars().all(), limit)
+    return split_page((await session.execute(page)).scalars().all(), limit)
 
 
 async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:

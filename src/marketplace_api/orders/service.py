@@ -17,7 +17,7 @@ from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotCancellable
 from marketplace_api.orders.models import Order, OrderItem
-from marketplace_api.orders.queries import get_buyer_order, orders_of_payment
+from marketplace_api.orders.queries import get_buyer_order, order_page, orders_of_payment
 from marketplace_api.orders.schemas import (
     CheckoutRead,
     CheckoutSessionRead,
@@ -25,7 +25,6 @@ from marketplace_api.orders.schemas import (
     OrderPage,
     OrderRead,
 )
-from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.queries import get_buyer_payment, payment_statuses
@@ -114,15 +113,9 @@ def placed_checkout_read(
 async def list_buyer_orders(
     session: AsyncSession, buyer_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> OrderPage:
-    """Newest first, keyset-paginated on (created_at, id) (index ix_orders_buyer_created_id)."""
-    query = keyset_page(
-        select(Order).where(Order.buyer_id == buyer_id),
-        created_at=Order.created_at,
-        row_id=Order.id,
-        cursor=cursor,
-        limit=limit,
-    )
-    page, next_cursor = split_page((await session.execute(query)).scalars().all(), limit)
+    """Newest first (index ix_orders_buyer_created_id)."""
+    query = select(Order).where(Order.buyer_id == buyer_id)
+    page, next_cursor = await order_page(session, query, limit=limit, cursor=cursor)
     return OrderPage(items=await order_reads(session, page), next_cursor=next_cursor)
 
 
@@ -139,10 +132,7 @@ def ensure_cancellable(payment: Payment) -> bool:
     return True
 
 
-async def buyer_order_read(
-    session: AsyncSession, buyer_id: uuid.UUID, order_id: uuid.UUID
-) -> OrderRead:
-    order = await get_buyer_order(session, buyer_id, order_id)
+async def order_read(session: AsyncSession, order: Order) -> OrderRead:
     return (await order_reads(session, [order]))[0]
 
 
@@ -166,7 +156,7 @@ async def cancel_order(
         except PaymentNotPayable as exc:
             raise OrderNotCancellable(exc.detail) from exc
         ensure_cancellable(payment)
-    return await buyer_order_read(session, buyer_id, order_id)
+    return await order_read(session, await get_buyer_order(session, buyer_id, order_id))
 
 
 async def order_checkout_session(

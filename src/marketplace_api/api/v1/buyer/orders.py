@@ -32,6 +32,7 @@ from marketplace_api.orders.exceptions import (
     TooManyItems,
     VendorCannotAcceptPayments,
 )
+from marketplace_api.orders.queries import get_buyer_order
 from marketplace_api.orders.schemas import (
     CheckoutCreate,
     CheckoutRead,
@@ -110,7 +111,8 @@ async def list_orders(
     responses=problem_responses(OrderNotFound),
 )
 async def get_order(order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep) -> OrderRead:
-    return await service.buyer_order_read(session, buyer.id, order_id)
+    order = await get_buyer_order(session, buyer.id, order_id)
+    return await service.order_read(session, order)
 
 
 @router.post(

@@ -27,6 +27,7 @@ from marketplace_api.integrations.stripe import (
     StripePermissionDenied,
     StripeRequestRejected,
 )
+from marketplace_api.orders import queries
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.pagination import InvalidCursor
@@ -81,7 +82,8 @@ async def list_vendor_orders(
 async def get_vendor_order(
     order_id: uuid.UUID, session: SessionDep, vendor: CurrentVendor
 ) -> VendorOrderRead:
-    return await views.vendor_order_read(session, vendor.id, order_id)
+    order = await queries.get_vendor_order(session, vendor.id, order_id)
+    return await views.vendor_order_read(session, order)
 
 
 @router.post(
