@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -29,6 +30,7 @@ from marketplace_api.errors import Unauthorized
 from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
 from marketplace_api.ratelimit import RateLimiter
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.queries import vendor_id_of
 from marketplace_api.vendors.service import require_vendor
 
 
@@ -132,6 +134,16 @@ async def get_current_vendor(session: SessionDep, user: CurrentVendorUser) -> Ve
 
 
 CurrentVendor = Annotated[Vendor, Depends(get_current_vendor)]
+
+
+async def get_current_vendor_id(session: SessionDep, user: CurrentVendorUser) -> uuid.UUID | None:
+    """The id of the signed-in vendor user's vendor, None before the profile exists. Routes over
+    the vendor's own orders take it: without a profile there are none (an empty list, 404), and
+    their input is still validated first (a dependency that raised would answer before it)."""
+    return await vendor_id_of(session, user.id)
+
+
+CurrentVendorId = Annotated[uuid.UUID | None, Depends(get_current_vendor_id)]
 
 
 def client_address(request: Request) -> str:

@@ -29,14 +29,14 @@ from marketplace_api.refunds.models import RefundRequest
 from marketplace_api.transfers import service as transfers
 from marketplace_api.transfers.exceptions import OrderDisputed, RefundRequestOpen
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
-from marketplace_api.vendors.models import Vendor
 
 SHIPPABLE_STATUSES = (OrderStatus.paid, OrderStatus.partially_refunded)
 
 
 async def ship_order(
     session: AsyncSession,
-    vendor: Vendor,
+    vendor_id: uuid.UUID | None,
+    user_id: uuid.UUID,
     order_id: uuid.UUID,
     data: ShipmentCreate,
     *,
@@ -44,8 +44,6 @@ async def ship_order(
 ) -> VendorOrderRead:
     """unfulfilled → shipped (a paid, undisputed order), with carrier and tracking number.
     Shipping starts the `AUTO_RELEASE_DAYS` clock of separate charges."""
-    # Read before the rollback below can expire a vendor row attached to this session.
-    vendor_id, user_id = vendor.id, vendor.user_id
     order = await get_vendor_order(session, vendor_id, order_id)
     moved = (
         await session.execute(
@@ -85,7 +83,7 @@ async def ship_order(
 
 async def decline_refund_request(
     session: AsyncSession,
-    vendor: Vendor,
+    vendor_id: uuid.UUID | None,
     order_id: uuid.UUID,
     request_id: uuid.UUID,
     note: str,
@@ -94,7 +92,7 @@ async def decline_refund_request(
 ) -> RefundRequest:
     """The vendor declines the buyer's refund request on one of its orders (the funds may then
     be released again)."""
-    await get_vendor_order(session, vendor.id, order_id)
+    await get_vendor_order(session, vendor_id, order_id)
     return await requests.decline_refund_request(session, order_id, request_id, note, now=now)
 
 

@@ -118,7 +118,7 @@ async def vendor_order_read(session: AsyncSession, order: Order) -> VendorOrderR
 
 async def list_vendor_orders(
     session: AsyncSession,
-    vendor_id: uuid.UUID,
+    vendor_id: uuid.UUID | None,
     *,
     status: OrderStatus | None,
     fulfilment_status: FulfilmentStatus | None,

@@ -35,9 +35,10 @@ async def get_buyer_order(session: AsyncSession, buyer_id: uuid.UUID, order_id: 
 
 
 async def get_vendor_order(
-    session: AsyncSession, vendor_id: uuid.UUID, order_id: uuid.UUID
+    session: AsyncSession, vendor_id: uuid.UUID | None, order_id: uuid.UUID
 ) -> Order:
-    """The vendor's sale; another vendor's order, or a cart not paid yet, is not found (404)."""
+    """The vendor's sale; another vendor's order, or a cart not paid yet, is not found (404).
+    A vendor user without a vendor profile yet (`vendor_id` None) has no sales."""
     order = await _owned_order(session, order_id, Order.vendor_id == vendor_id)
     if order.status is OrderStatus.pending_payment:
         raise OrderNotFound()
@@ -45,12 +46,13 @@ async def get_vendor_order(
 
 
 def vendor_sales(
-    vendor_id: uuid.UUID,
+    vendor_id: uuid.UUID | None,
     *,
     status: OrderStatus | None = None,
     fulfilment_status: FulfilmentStatus | None = None,
 ) -> Select[Order]:
-    """The vendor's sales: its orders except unpaid carts, optionally of one status."""
+    """The vendor's sales: its orders except unpaid carts, optionally of one status (none for a
+    vendor user without a vendor profile yet, `vendor_id` None)."""
     query = select(Order).where(
         Order.vendor_id == vendor_id, Order.status != OrderStatus.pending_payment
     )

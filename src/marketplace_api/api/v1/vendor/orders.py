@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import (
-    CurrentVendor,
+    CurrentVendorId,
+    CurrentVendorUser,
     SessionDep,
     SettingsDep,
     StripeGatewayDep,
@@ -58,7 +59,7 @@ router = APIRouter(prefix="/orders", tags=["vendor"])
 )
 async def list_vendor_orders(
     session: SessionDep,
-    vendor: CurrentVendor,
+    vendor_id: CurrentVendorId,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     fulfilment_status: Annotated[FulfilmentStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -66,7 +67,7 @@ async def list_vendor_orders(
 ) -> VendorOrderPage:
     return await views.list_vendor_orders(
         session,
-        vendor.id,
+        vendor_id,
         status=order_status,
         fulfilment_status=fulfilment_status,
         limit=limit,
@@ -80,9 +81,9 @@ async def list_vendor_orders(
     responses=problem_responses(OrderNotFound),
 )
 async def get_vendor_order(
-    order_id: uuid.UUID, session: SessionDep, vendor: CurrentVendor
+    order_id: uuid.UUID, session: SessionDep, vendor_id: CurrentVendorId
 ) -> VendorOrderRead:
-    order = await queries.get_vendor_order(session, vendor.id, order_id)
+    order = await queries.get_vendor_order(session, vendor_id, order_id)
     return await views.vendor_order_read(session, order)
 
 
@@ -93,9 +94,15 @@ async def get_vendor_order(
     responses=problem_responses(OrderNotFound, OrderNotShippable),
 )
 async def ship_order(
-    order_id: uuid.UUID, data: ShipmentCreate, session: SessionDep, vendor: CurrentVendor
+    order_id: uuid.UUID,
+    data: ShipmentCreate,
+    session: SessionDep,
+    user: CurrentVendorUser,
+    vendor_id: CurrentVendorId,
 ) -> VendorOrderRead:
-    return await service.ship_order(session, vendor, order_id, data, now=datetime.now(UTC))
+    return await service.ship_order(
+        session, vendor_id, user.id, order_id, data, now=datetime.now(UTC)
+    )
 
 
 @router.post(
@@ -126,7 +133,7 @@ async def refund_vendor_order(
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
-    vendor: CurrentVendor,
+    user: CurrentVendorUser,
     idem: Idempotent,
 ) -> JSONResponse:
     async def handler(context: IdempotencyContext | None) -> RefundRead:
@@ -137,14 +144,14 @@ async def refund_vendor_order(
             order_id,
             data,
             origin=RefundOrigin.vendor,
-            actor_id=vendor.user_id,
+            actor_id=user.id,
             now=idem.now,
-            vendor_user_id=vendor.user_id,
+            vendor_user_id=user.id,
             idempotency=context,
         )
         return RefundRead.model_validate(refund)
 
-    return await idem.run(vendor.user_id, data, handler, status_code=status.HTTP_201_CREATED)
+    return await idem.run(user.id, data, handler, status_code=status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -157,9 +164,9 @@ async def decline_refund_request(
     request_id: uuid.UUID,
     data: RefundRequestDecline,
     session: SessionDep,
-    vendor: CurrentVendor,
+    vendor_id: CurrentVendorId,
 ) -> RefundRequestRead:
     request = await service.decline_refund_request(
-        session, vendor, order_id, request_id, data.note, now=datetime.now(UTC)
+        session, vendor_id, order_id, request_id, data.note, now=datetime.now(UTC)
     )
     return RefundRequestRead.model_validate(request)
