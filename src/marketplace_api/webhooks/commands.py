@@ -40,10 +40,10 @@ def run_reconcile(
     settings: Settings, database_url: str, *, pending_minutes: int, retry_failed: bool
 ) -> int:
     try:
-        report = _reconcile(
+        run = _reconcile(
             settings, database_url, pending_minutes=pending_minutes, retry_failed=retry_failed
         )
-        print(asyncio.run(report))
+        print(asyncio.run(run))
     except ProblemError as exc:
         print(f"error: {exc.detail or exc.title}", file=sys.stderr)
         return 1
