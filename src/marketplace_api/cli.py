@@ -1,4 +1,9 @@
-"""`marketplace-api` command line: serve, migrate, create-admin, demo, export-openapi."""
+"""`marketplace-api` command line: serve, worker, migrate, create-admin, demo, export-openapi,
+reconcile, stripe-webhooks.
+
+Each command imports what it runs inside its own function: `marketplace-api migrate` or `--help`
+should not pay for loading the web app, the job worker or every domain.
+"""
 
 from __future__ import annotations
 
@@ -185,6 +190,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if asyncio.run(run_demo(args.api, wait_seconds=args.wait)) else 1
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from marketplace_api.webhooks.commands import run_reconcile
+
+    url = _use_resolved_database_url()
+    return run_reconcile(
+        get_settings(), url, pending_minutes=args.pending_minutes, retry_failed=args.retry_failed
+    )
+
+
+def cmd_stripe_webhooks(args: argparse.Namespace) -> int:
+    from marketplace_api.webhooks.commands import run_stripe_webhooks
+
+    return run_stripe_webhooks(
+        get_settings(), args.url, dry_run=args.dry_run, recreate=args.recreate or []
+    )
+
+
 def openapi_document() -> str:
     from marketplace_api.main import create_app
 
@@ -257,9 +279,37 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", default="openapi/openapi.json")
     export.set_defaults(func=cmd_export_openapi)
 
-    from marketplace_api.webhooks.commands import add_commands as add_webhook_commands
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="converge payments, vendors and pending webhook events to Stripe's state",
+    )
+    reconcile.add_argument(
+        "--pending-minutes",
+        type=int,
+        default=10,
+        help="check payments not final this many minutes after their last change (default 10)",
+    )
+    reconcile.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also put failed webhook events back to pending before retrying due ones",
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
 
-    add_webhook_commands(sub)  # reconcile, stripe-webhooks
+    webhooks = sub.add_parser(
+        "stripe-webhooks",
+        help="create or update the platform and Connect webhook endpoints on Stripe",
+    )
+    webhooks.add_argument("--url", required=True, help="https://<host>/webhooks/stripe")
+    webhooks.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    webhooks.add_argument(
+        "--recreate",
+        action="append",
+        choices=["platform", "connect"],
+        help="replace that endpoint by a new one (a new signing secret; the old endpoint is "
+        "deleted): for a secret that was lost. Repeatable.",
+    )
+    webhooks.set_defaults(func=cmd_stripe_webhooks)
     return parser
 
 

@@ -3,14 +3,16 @@
 Every dependency is `async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread
 hop per dependency per request that showed up in the webhook benchmark's profile.
 
-`CurrentBuyer`, `CurrentVendor` and `CurrentAdmin` answer 401 without a valid token and 403 for the
-wrong role; resource dependencies built on them answer 404 for another user's resource.
+`CurrentBuyer`, `CurrentVendorUser` and `CurrentAdmin` answer 401 without a valid token and 403 for
+the wrong role; `CurrentVendor` is the vendor row of the vendor user (409 before the profile
+exists); resource dependencies built on them answer 404 for another user's resource.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -27,6 +29,9 @@ from marketplace_api.config import Settings
 from marketplace_api.errors import Unauthorized
 from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
 from marketplace_api.ratelimit import RateLimiter
+from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.queries import vendor_id_of
+from marketplace_api.vendors.service import require_vendor
 
 
 @dataclass
@@ -100,7 +105,7 @@ def require_role(role: Role) -> Any:
     """`Depends` that answers 401 without a valid token and 403 for any other role.
 
     Used on each audience's router (`dependencies=[require_role(Role.buyer)]`) and in the
-    `CurrentBuyer`/`CurrentVendor`/`CurrentAdmin` aliases.
+    `CurrentBuyer`/`CurrentVendorUser`/`CurrentAdmin` aliases.
     """
 
     async def dependency(user: CurrentUser) -> User:
@@ -112,8 +117,33 @@ def require_role(role: Role) -> Any:
 
 
 CurrentBuyer = Annotated[User, require_role(Role.buyer)]
-CurrentVendor = Annotated[User, require_role(Role.vendor)]
 CurrentAdmin = Annotated[User, require_role(Role.admin)]
+# The signed-in vendor user, for what exists before the vendor profile (the profile itself, Stripe
+# onboarding) and for services that look the vendor up themselves.
+CurrentVendorUser = Annotated[User, require_role(Role.vendor)]
+
+
+async def get_current_vendor(session: SessionDep, user: CurrentVendorUser) -> Vendor:
+    """The vendor profile of the signed-in vendor user; 409 `vendor_profile_required` until the
+    user has created it."""
+    vendor = await require_vendor(session, user.id)
+    # Detached, it keeps the values read here: a service rolling back its own work later in the
+    # request would otherwise expire it, and reading an expired attribute would be a lazy load.
+    session.expunge(vendor)
+    return vendor
+
+
+CurrentVendor = Annotated[Vendor, Depends(get_current_vendor)]
+
+
+async def get_current_vendor_id(session: SessionDep, user: CurrentVendorUser) -> uuid.UUID | None:
+    """The id of the signed-in vendor user's vendor, None before the profile exists. Routes over
+    the vendor's own orders take it: without a profile there are none (an empty list, 404), and
+    their input is still validated first (a dependency that raised would answer before it)."""
+    return await vendor_id_of(session, user.id)
+
+
+CurrentVendorId = Annotated[uuid.UUID | None, Depends(get_current_vendor_id)]
 
 
 def client_address(request: Request) -> str:

@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
     app.include_router(v1_router)
     app.include_router(webhooks.router)
     if settings.use_stripe_simulator:
+        # A development tool: imported only when it is on, so production never loads it.
         from marketplace_api.stripe_simulator.pages import router as simulator_pages
 
         app.include_router(simulator_pages)  # hosted-page stand-ins; not in the OpenAPI document

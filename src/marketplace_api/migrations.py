@@ -13,7 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from marketplace_api.config import Settings, get_settings
+from marketplace_api.config import Settings
+from marketplace_api.embedded_db import start_embedded_postgres
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -37,13 +38,10 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def resolve_database_url(settings: Settings | None = None) -> str:
+def resolve_database_url(settings: Settings) -> str:
     """DATABASE_URL, or the embedded PostgreSQL started on demand."""
-    settings = settings or get_settings()
     if settings.database_url:
         return settings.database_url
-    from marketplace_api.embedded_db import start_embedded_postgres
-
     return start_embedded_postgres(settings.embedded_db_dir, "marketplace")
 
 

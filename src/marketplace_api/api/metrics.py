@@ -12,6 +12,7 @@ from sqlalchemy.pool import QueuePool
 from marketplace_api.deps import AppStateDep
 from marketplace_api.errors import NotFound, Unauthorized
 from marketplace_api.metrics import DB_POOL, PAYMENTS
+from marketplace_api.payments.models import Payment
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,15 +35,8 @@ async def _measure(state: AppStateDep) -> None:
         DB_POOL.labels("checked_out").set(pool.checkedout())
         DB_POOL.labels("idle").set(pool.checkedin())
         DB_POOL.labels("overflow").set(max(pool.overflow(), 0))
-    from marketplace_api.models import Base
-
-    payments = Base.metadata.tables.get("payments")
-    if payments is None:
-        return
     async with state.sessionmaker() as session:
-        rows = await session.execute(
-            select(payments.c.status, func.count()).group_by(payments.c.status)
-        )
+        rows = await session.execute(select(Payment.status, func.count()).group_by(Payment.status))
         PAYMENTS.clear()
         for status, count in rows.all():
             PAYMENTS.labels(str(status)).set(count)

@@ -21,6 +21,9 @@ from procrastinate import App, PsycopgConnector
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
+from marketplace_api.config import get_settings
+from marketplace_api.migrations import resolve_database_url
+
 # Modules that declare tasks. Imported by the worker and before `enqueue()` checks a task name.
 TASK_MODULES: list[str] = ["marketplace_api.jobs.tasks", "marketplace_api.notifications.tasks"]
 
@@ -91,9 +94,8 @@ class _SettingsConnector(PsycopgConnector):
     def _configure_from_settings(self) -> None:
         if "conninfo" in self._pool_args:
             return
-        from marketplace_api.migrations import resolve_database_url
-
-        self._pool_args.update(conninfo=libpq_conninfo(resolve_database_url()), max_size=5)
+        url = resolve_database_url(get_settings())
+        self._pool_args.update(conninfo=libpq_conninfo(url), max_size=5)
 
     async def open_async(self, pool: psycopg_pool.AsyncConnectionPool | None = None) -> None:
         if pool is None:

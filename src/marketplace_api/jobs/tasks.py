@@ -13,24 +13,28 @@ Periodic jobs run once per tick however many workers are running:
 The domain functions themselves are also safe to run concurrently (row locks / conditional
 updates); these locks only keep the work from being done twice for nothing.
 
-Domain functions are imported inside the task bodies: importing this module (the API process
-does, to know task names) does not pull in every domain, and a broken domain only fails its job.
-
 Periodic jobs have no retry strategy: the next tick is the retry.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any
 
 from procrastinate import JobContext
 
+from marketplace_api.idempotency.service import prune_idempotency_keys as prune_keys
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE, app
 from marketplace_api.jobs.context import jobs_context
+from marketplace_api.jobs.retention import prune_history as prune_old_history
+from marketplace_api.payments.service import expire_reservations as expire
+from marketplace_api.refunds.service import retry_failed_refunds as retry_refunds
+from marketplace_api.transfers.jobs import release_due_orders
+from marketplace_api.transfers.jobs import retry_pending_transfers as retry_transfers
+from marketplace_api.webhooks.pipeline import process_due_events
+from marketplace_api.webhooks.reconcile import reconcile as reconcile_with_stripe
 
 logger = logging.getLogger(__name__)
 
@@ -54,104 +58,82 @@ SCHEDULES: dict[str, str] = {
 # A worker that has not sent a heartbeat for this long is dead (it sends one every 10 s).
 STALLED_WORKER_SECONDS = 60
 
-# Money movements after the payment: functions of `transfers.service` and `refunds.service`, all
-# `(sessionmaker, gateway, *, now, settings)`, idempotent and safe on several workers at once.
-MONEY_JOBS: dict[str, tuple[str, str]] = {
-    "auto_release": ("marketplace_api.transfers.jobs", "release_due_orders"),
-    "retry_pending_transfers": ("marketplace_api.transfers.jobs", "retry_pending_transfers"),
-    "retry_failed_refunds": ("marketplace_api.refunds.service", "retry_failed_refunds"),
+MoneyJob = Callable[..., Awaitable[int]]
+
+# Money movements after the payment, all `(sessionmaker, gateway, *, now, settings)`, idempotent
+# and safe on several workers at once.
+MONEY_JOBS: dict[str, MoneyJob] = {
+    "auto_release": release_due_orders,
+    "retry_pending_transfers": retry_transfers,
+    "retry_failed_refunds": retry_refunds,
 }
+
+PeriodicJob = Callable[[JobContext, int], Awaitable[None]]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@app.periodic(cron=SCHEDULES["expire_reservations"])
-@app.task(
-    name="expire_reservations",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="expire_reservations",
-    lock="expire_reservations",
-    pass_context=True,
-)
+def maintenance_job(name: str) -> Callable[[PeriodicJob], Any]:
+    """Register a periodic task on the maintenance queue at its `SCHEDULES` cron, with the
+    one-queued, one-running locks described above."""
+
+    def register(function: PeriodicJob) -> Any:
+        task = app.task(
+            name=name,
+            queue=MAINTENANCE_QUEUE,
+            queueing_lock=name,
+            lock=name,
+            pass_context=True,
+        )(function)
+        return app.periodic(cron=SCHEDULES[name])(task)
+
+    return register
+
+
+@maintenance_job("expire_reservations")
 async def expire_reservations(context: JobContext, timestamp: int) -> None:
     """Cancel the PaymentIntent of unpaid reservations past their TTL and release their stock."""
     jobs = jobs_context(context)
     if jobs.stripe is None:
         logger.warning("expire_reservations skipped: STRIPE_SECRET_KEY is not set")
         return
-    from marketplace_api.payments.service import expire_reservations as expire
-
     async with jobs.sessionmaker() as session:
         expired = await expire(session, jobs.stripe, now=_utcnow())
     logger.info("expired reservations", extra={"count": expired, "tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["process_due_webhook_events"])
-@app.task(
-    name="process_due_webhook_events",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="process_due_webhook_events",
-    lock="process_due_webhook_events",
-    pass_context=True,
-)
+@maintenance_job("process_due_webhook_events")
 async def process_due_webhook_events(context: JobContext, timestamp: int) -> None:
     """Apply stored Stripe events that are due (new, or waiting to be retried)."""
-    from marketplace_api.webhooks.pipeline import process_due_events
-
     jobs = jobs_context(context)
     attempted = await process_due_events(jobs.sessionmaker, limit=100)
     logger.info("processed due webhook events", extra={"count": attempted, "tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["reconcile"])
-@app.task(
-    name="reconcile",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="reconcile",
-    lock="reconcile",
-    pass_context=True,
-)
+@maintenance_job("reconcile")
 async def reconcile(context: JobContext, timestamp: int) -> None:
     """Compare our payments and events with Stripe's and repair what a lost webhook left behind."""
     jobs = jobs_context(context)
     if jobs.stripe is None:
         logger.warning("reconcile skipped: STRIPE_SECRET_KEY is not set")
         return
-    from marketplace_api.webhooks.reconcile import reconcile as run
-
-    report = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow())
+    report = await reconcile_with_stripe(jobs.sessionmaker, jobs.stripe, now=_utcnow())
     logger.info("reconciled with stripe", extra={"report": report.render(), "tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["prune_idempotency_keys"])
-@app.task(
-    name="prune_idempotency_keys",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="prune_idempotency_keys",
-    lock="prune_idempotency_keys",
-    pass_context=True,
-)
+@maintenance_job("prune_idempotency_keys")
 async def prune_idempotency_keys(context: JobContext, timestamp: int) -> None:
     """Delete idempotency keys whose replay window is over."""
     jobs = jobs_context(context)
-    from marketplace_api.idempotency.service import prune_idempotency_keys as prune
-
     async with jobs.sessionmaker() as session:
         # Keys past their replay window (the service clamps the cut-off to its RETENTION).
-        deleted = await prune(session, _utcnow())
+        deleted = await prune_keys(session, _utcnow())
     logger.info("pruned idempotency keys", extra={"count": deleted, "tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["prune_finished_jobs"])
-@app.task(
-    name="prune_finished_jobs",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="prune_finished_jobs",
-    lock="prune_finished_jobs",
-    pass_context=True,
-)
+@maintenance_job("prune_finished_jobs")
 async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
     """Keep the job table small: drop succeeded and cancelled jobs after the retention period.
     Failed jobs stay until an operator looks at them (`procrastinate ... jobs list`)."""
@@ -161,21 +143,12 @@ async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
     logger.info("pruned finished jobs", extra={"tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["prune_history"])
-@app.task(
-    name="prune_history",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="prune_history",
-    lock="prune_history",
-    pass_context=True,
-)
+@maintenance_job("prune_history")
 async def prune_history(context: JobContext, timestamp: int) -> None:
     """Retention: old processed Stripe events, sent notifications and order status history
     (the RETENTION_* settings), in bounded batches; nothing still needed."""
-    from marketplace_api.jobs.retention import prune_history as prune
-
     jobs = jobs_context(context)
-    pruned = await prune(jobs.sessionmaker, jobs.settings, now=_utcnow())
+    pruned = await prune_old_history(jobs.sessionmaker, jobs.settings, now=_utcnow())
     logger.info(
         "pruned history",
         extra={
@@ -187,14 +160,7 @@ async def prune_history(context: JobContext, timestamp: int) -> None:
     )
 
 
-@app.periodic(cron=SCHEDULES["retry_stalled_jobs"])
-@app.task(
-    name="retry_stalled_jobs",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="retry_stalled_jobs",
-    lock="retry_stalled_jobs",
-    pass_context=True,
-)
+@maintenance_job("retry_stalled_jobs")
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> None:
     """Put back in the queue the jobs of workers that died mid-job (killed, OOM, lost host).
 
@@ -211,55 +177,31 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> None:
         )
 
 
-MoneyJob = Callable[..., Awaitable[int]]
-
-
 async def _run_money_job(context: JobContext, name: str, timestamp: int) -> None:
     jobs = jobs_context(context)
     if jobs.stripe is None:
         logger.warning("money job skipped: STRIPE_SECRET_KEY is not set", extra={"job": name})
         return
-    module, function = MONEY_JOBS[name]
-    run = cast(MoneyJob, getattr(importlib.import_module(module), function))
-    count = await run(jobs.sessionmaker, jobs.stripe, now=_utcnow(), settings=jobs.settings)
+    count = await MONEY_JOBS[name](
+        jobs.sessionmaker, jobs.stripe, now=_utcnow(), settings=jobs.settings
+    )
     logger.info("money job done", extra={"job": name, "count": count, "tick": timestamp})
 
 
-@app.periodic(cron=SCHEDULES["auto_release"])
-@app.task(
-    name="auto_release",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="auto_release",
-    lock="auto_release",
-    pass_context=True,
-)
+@maintenance_job("auto_release")
 async def auto_release(context: JobContext, timestamp: int) -> None:
     """Release held funds (separate charges) AUTO_RELEASE_DAYS after shipping, unless a dispute
     or a refund request is open: one transfer per vendor order."""
     await _run_money_job(context, "auto_release", timestamp)
 
 
-@app.periodic(cron=SCHEDULES["retry_pending_transfers"])
-@app.task(
-    name="retry_pending_transfers",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="retry_pending_transfers",
-    lock="retry_pending_transfers",
-    pass_context=True,
-)
+@maintenance_job("retry_pending_transfers")
 async def retry_pending_transfers(context: JobContext, timestamp: int) -> None:
     """Transfers left pending or refused by Stripe whose next attempt is due."""
     await _run_money_job(context, "retry_pending_transfers", timestamp)
 
 
-@app.periodic(cron=SCHEDULES["retry_failed_refunds"])
-@app.task(
-    name="retry_failed_refunds",
-    queue=MAINTENANCE_QUEUE,
-    queueing_lock="retry_failed_refunds",
-    lock="retry_failed_refunds",
-    pass_context=True,
-)
+@maintenance_job("retry_failed_refunds")
 async def retry_failed_refunds(context: JobContext, timestamp: int) -> None:
     """Refunds whose Stripe call did not complete, and pending or refused transfer reversals."""
     await _run_money_job(context, "retry_failed_refunds", timestamp)

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.disputes.schemas import DisputeRead
 from marketplace_api.errors import UnprocessableEntity
-from marketplace_api.fulfilment.service import vendor_id_of
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.ledger.schemas import (
@@ -32,6 +31,7 @@ from marketplace_api.refunds.models import Refund
 from marketplace_api.refunds.schemas import RefundRead
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.transfers.schemas import TransferRead, TransferReversalRead
+from marketplace_api.vendors.queries import vendor_id_of
 
 K = MovementKind
 

@@ -13,6 +13,7 @@ from procrastinate import JobContext, RetryStrategy
 
 from marketplace_api.jobs.app import app
 from marketplace_api.jobs.context import jobs_context
+from marketplace_api.notifications.service import deliver
 
 MAX_RETRIES = 10
 RETRY = RetryStrategy(max_attempts=MAX_RETRIES, wait=5, exponential_wait=3)
@@ -21,8 +22,6 @@ RETRY = RetryStrategy(max_attempts=MAX_RETRIES, wait=5, exponential_wait=3)
 @app.task(name="send_notification", pass_context=True, retry=RETRY)
 async def send_notification(context: JobContext, notification_id: str) -> None:
     """Render and send one notification email (see `notifications.service.deliver`)."""
-    from marketplace_api.notifications.service import deliver
-
     jobs = jobs_context(context)
     # `attempts` counts the failed runs before this one; procrastinate stops retrying at MAX.
     final = context.job.attempts >= MAX_RETRIES

@@ -49,7 +49,7 @@ from marketplace_api.orders.stock import reserve_stock
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.service import ensure_payment_intent, on_behalf_of_enabled
+from marketplace_api.payments.service import ensure_payment_intent
 from marketplace_api.vendors.models import Vendor
 
 
@@ -68,20 +68,8 @@ class PlacedCheckout:
     items: list[OrderItem]
 
 
-def jsonb_ordered(value: Any) -> Any:
-    """`value` with its object keys in the order a PostgreSQL `jsonb` value keeps them (shorter
-    keys first, then bytewise), so a JSONB attribute in memory equals its row as read back (the
-    checkout answer is built from memory and must match what a read from the database gives)."""
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
-        return {k: jsonb_ordered(value[k]) for k in keys}
-    if isinstance(value, list):
-        return [jsonb_ordered(v) for v in value]
-    return value
-
-
-def _jsonb_snapshot(details: BaseModel | None) -> dict[str, Any] | None:
-    return jsonb_ordered(details.model_dump(mode="json")) if details is not None else None
+def _snapshot(details: BaseModel | None) -> dict[str, Any] | None:
+    return details.model_dump(mode="json") if details is not None else None
 
 
 def merge_lines(body: CheckoutCreate) -> dict[uuid.UUID, int]:
@@ -185,8 +173,8 @@ async def place_checkout(
             vendor_amount=split.vendor_amount,
             fee_bps=fee_bps,
             reservation_expires_at=expires_at,
-            shipping=_jsonb_snapshot(body.shipping),
-            contact=_jsonb_snapshot(body.contact),
+            shipping=_snapshot(body.shipping),
+            contact=_snapshot(body.contact),
         )
         items += [
             OrderItem(
@@ -259,7 +247,7 @@ async def checkout(
 ) -> CheckoutRead:
     """The whole checkout and its answer; a retry of the same Idempotency-Key resumes the
     payment it created (and answers from the database)."""
-    on_behalf_of = on_behalf_of_enabled(settings)
+    on_behalf_of = settings.destination_on_behalf_of
     if idempotency is not None and idempotency.resource_id is not None:
         resumed = await session.get(Payment, idempotency.resource_id)
         if resumed is None or resumed.buyer_id != buyer.id:

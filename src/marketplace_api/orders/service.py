@@ -1,21 +1,34 @@
-"""Buyer-side reads and actions on orders: list (keyset pagination), get, cancel, Checkout."""
+"""Buyer-side views and actions on orders: the order and checkout answers, the buyer's list
+(keyset pagination), and cancelling an unpaid order."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.orders.exceptions import OrderNotCancellable, OrderNotFound
+from marketplace_api.accounts.models import User
+from marketplace_api.config import Settings
+from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.orders.exceptions import OrderNotCancellable
 from marketplace_api.orders.models import Order, OrderItem
-from marketplace_api.orders.schemas import CheckoutRead, OrderItemRead, OrderPage, OrderRead
-from marketplace_api.pagination import keyset_page, split_page
-from marketplace_api.payments.exceptions import PaymentNotFound
+from marketplace_api.orders.queries import get_buyer_order, order_page, orders_of_payment
+from marketplace_api.orders.schemas import (
+    CheckoutRead,
+    CheckoutSessionRead,
+    OrderItemRead,
+    OrderPage,
+    OrderRead,
+)
+from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
-from marketplace_api.payments.schemas import PaymentRead
+from marketplace_api.payments.queries import get_buyer_payment, payment_statuses
+from marketplace_api.payments.service import cancel_payment, create_checkout_session
 
 
 def _order_read(
@@ -53,21 +66,8 @@ async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[Or
         )
     ).scalars():
         items[item.order_id].append(item)
-    rows = await session.execute(
-        select(Payment.id, Payment.status).where(Payment.id.in_({o.payment_id for o in orders}))
-    )
-    statuses: dict[uuid.UUID, PaymentStatus] = {pid: st for pid, st in rows.all()}  # noqa: C416
+    statuses = await payment_statuses(session, (o.payment_id for o in orders))
     return [_order_read(o, items[o.id], statuses[o.payment_id]) for o in orders]
-
-
-async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:
-    result = await session.execute(
-        select(Order)
-        .where(Order.payment_id == payment_id)
-        .order_by(Order.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(result.scalars().all())
 
 
 def _checkout_read(payment: Payment, orders: list[OrderRead]) -> CheckoutRead:
@@ -113,65 +113,10 @@ def placed_checkout_read(
 async def list_buyer_orders(
     session: AsyncSession, buyer_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> OrderPage:
-    """Newest first, keyset-paginated on (created_at, id) (index ix_orders_buyer_created_id)."""
-    query = keyset_page(
-        select(Order).where(Order.buyer_id == buyer_id),
-        created_at=Order.created_at,
-        row_id=Order.id,
-        cursor=cursor,
-        limit=limit,
-    )
-    page, next_cursor = split_page((await session.execute(query)).scalars().all(), limit)
+    """Newest first (index ix_orders_buyer_created_id)."""
+    query = select(Order).where(Order.buyer_id == buyer_id)
+    page, next_cursor = await order_page(session, query, limit=limit, cursor=cursor)
     return OrderPage(items=await order_reads(session, page), next_cursor=next_cursor)
-
-
-async def get_buyer_order(session: AsyncSession, buyer_id: uuid.UUID, order_id: uuid.UUID) -> Order:
-    """The buyer's order; another buyer's order is not found (404, never 403)."""
-    order = (
-        await session.execute(
-            select(Order)
-            .where(Order.id == order_id, Order.buyer_id == buyer_id)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if order is None:
-        raise OrderNotFound()
-    return order
-
-
-async def get_buyer_payment(
-    session: AsyncSession, buyer_id: uuid.UUID, payment_id: uuid.UUID
-) -> Payment:
-    payment = (
-        await session.execute(
-            select(Payment)
-            .where(Payment.id == payment_id, Payment.buyer_id == buyer_id)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if payment is None:
-        raise PaymentNotFound()
-    return payment
-
-
-async def payment_read(session: AsyncSession, payment: Payment) -> PaymentRead:
-    order_ids = [o.id for o in await orders_of_payment(session, payment.id)]
-    return PaymentRead(
-        id=payment.id,
-        status=payment.status,
-        charge_type=payment.charge_type,
-        amount=payment.amount,
-        currency=payment.currency,
-        platform_fee=payment.platform_fee,
-        amount_refunded=payment.amount_refunded,
-        client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
-        stripe_account=payment.stripe_account_id,
-        failure_code=payment.failure_code,
-        failure_message=payment.failure_message,
-        order_ids=order_ids,
-        expires_at=payment.reservation_expires_at,
-        created_at=payment.created_at,
-    )
 
 
 def ensure_cancellable(payment: Payment) -> bool:
@@ -185,3 +130,57 @@ def ensure_cancellable(payment: Payment) -> bool:
             payment_status=payment.status.value,
         )
     return True
+
+
+async def order_read(session: AsyncSession, order: Order) -> OrderRead:
+    return (await order_reads(session, [order]))[0]
+
+
+async def cancel_order(
+    session: AsyncSession,
+    gateway: StripeGateway,
+    buyer_id: uuid.UUID,
+    order_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> OrderRead:
+    """Cancel the order's unpaid payment (and so every order of it) at Stripe first, so it cannot
+    be paid afterwards; answer the order as it is now. Cancelling creates nothing and is
+    idempotent by itself (Stripe key `payment:<id>:cancel`, a conditional status change), so a
+    retry simply runs it again."""
+    order = await get_buyer_order(session, buyer_id, order_id)
+    payment = await get_buyer_payment(session, buyer_id, order.payment_id)
+    if ensure_cancellable(payment):
+        try:
+            payment = await cancel_payment(session, gateway, payment, now=now)
+        except PaymentNotPayable as exc:
+            raise OrderNotCancellable(exc.detail) from exc
+        ensure_cancellable(payment)
+    return await order_read(session, await get_buyer_order(session, buyer_id, order_id))
+
+
+async def order_checkout_session(
+    session: AsyncSession,
+    gateway: StripeGateway,
+    settings: Settings,
+    buyer: User,
+    order_id: uuid.UUID,
+    *,
+    now: datetime,
+    idempotency: IdempotencyContext | None = None,
+) -> CheckoutSessionRead:
+    """A Stripe Checkout session paying the order's payment (all the orders of its cart)."""
+    order = await get_buyer_order(session, buyer.id, order_id)
+    payment = await get_buyer_payment(session, buyer.id, order.payment_id)
+    created = await create_checkout_session(
+        session,
+        gateway,
+        settings,
+        payment,
+        customer_email=buyer.email,
+        now=now,
+        idempotency=idempotency,
+    )
+    return CheckoutSessionRead(
+        url=created.url, session_id=created.session_id, expires_at=created.expires_at
+    )

@@ -38,7 +38,7 @@ from marketplace_api.integrations.stripe import (
     StripeRequestRejected,
 )
 from marketplace_api.orders.models import Order, OrderItem
-from marketplace_api.orders.service import orders_of_payment
+from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus

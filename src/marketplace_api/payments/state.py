@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import ChargeType
 from marketplace_api.notifications.notify import notify_orders_paid
 from marketplace_api.orders.models import OrderStatus
-from marketplace_api.orders.service import orders_of_payment
+from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.refunds.duplicates import record_duplicate

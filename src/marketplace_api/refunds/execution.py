@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.state import transition_refund
 from marketplace_api.refunds.sync import (
@@ -28,7 +29,6 @@ from marketplace_api.refunds.sync import (
 from marketplace_api.stripe_attempts import Failure
 from marketplace_api.transfers import reversals
 from marketplace_api.transfers.models import TransferReversal
-from marketplace_api.transfers.queries import fresh_payment
 
 
 async def execute_refund(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.orders.models import OrderStatus
+from marketplace_api.orders.queries import get_buyer_order
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
     RefundRequestClosed,
@@ -35,8 +36,6 @@ async def create_refund_request(
 ) -> RefundRequest:
     """Open a request. With an API Idempotency-Key the request is bound to the key in its own
     transaction, and a retry of the key answers that request (not 409 `refund_request_exists`)."""
-    from marketplace_api.fulfilment.service import get_buyer_order
-
     if idempotency is not None and idempotency.resource_ids:
         bound = (
             await session.execute(

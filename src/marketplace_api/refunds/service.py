@@ -34,7 +34,9 @@ from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.queries import lock_order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.refunds import duplicates
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
@@ -56,14 +58,12 @@ from marketplace_api.transfers import reversals
 from marketplace_api.transfers.exceptions import OrderDisputed
 from marketplace_api.transfers.models import TransferReversal, TransferStatus
 from marketplace_api.transfers.queries import (
-    fresh_payment,
     has_open_dispute,
-    lock_order,
     open_refund_request,
     refund_totals,
     transfer_of_order,
 )
-from marketplace_api.vendors.service import get_vendor_of_user
+from marketplace_api.vendors.queries import vendor_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,10 @@ async def _reserve(
     order = await lock_order(session, order_id)
     if order is None:
         raise OrderNotFound()
-    if vendor_user_id is not None:
-        vendor = await get_vendor_of_user(session, vendor_user_id)
-        if vendor is None or order.vendor_id != vendor.id:
-            raise OrderNotFound()
+    if vendor_user_id is not None and order.vendor_id != await vendor_id_of(
+        session, vendor_user_id
+    ):
+        raise OrderNotFound()
     payment = await fresh_payment(session, order.payment_id)
     if payment.status is not PaymentStatus.succeeded:
         raise OrderNotRefundable("Only paid orders can be refunded; cancel an unpaid one instead.")

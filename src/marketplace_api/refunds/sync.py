@@ -20,8 +20,10 @@ from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
 from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.queries import lock_order
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.refunds import failures
 from marketplace_api.refunds.models import (
     Refund,
@@ -33,7 +35,7 @@ from marketplace_api.refunds.models import (
 )
 from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, transition_refund
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
-from marketplace_api.transfers.queries import fresh_payment, lock_order, refund_totals
+from marketplace_api.transfers.queries import refund_totals
 from marketplace_api.transfers.state import transition_reversal
 from marketplace_api.webhooks.binding import Source, account_of, verify
 from marketplace_api.webhooks.dispatch import RetryLater

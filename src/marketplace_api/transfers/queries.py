@@ -8,31 +8,11 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.disputes.models import Dispute
-from marketplace_api.orders.models import Order
-from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundRequest, RefundRequestStatus, RefundStatus
 from marketplace_api.transfers.models import Transfer
 
 # Refunds that count against the order: reserved (pending) or done.
 COUNTED_REFUND_STATUSES = (RefundStatus.pending, RefundStatus.succeeded)
-
-
-async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    """The order, locked `FOR UPDATE` (release and refunds of one order serialize on it)."""
-    result = await session.execute(
-        select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
-
-
-async def fresh_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
-    result = await session.execute(
-        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
-    )
-    return result.scalar_one()
 
 
 async def has_open_dispute(session: AsyncSession, payment_id: uuid.UUID) -> bool:

@@ -32,7 +32,9 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.notifications.notify import notify_transfer_failed
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.queries import lock_order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import fresh_payment
 from marketplace_api.stripe_attempts import Failure, reload
 from marketplace_api.transfers.exceptions import (
     OrderDisputed,
@@ -42,10 +44,8 @@ from marketplace_api.transfers.exceptions import (
 )
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from marketplace_api.transfers.queries import (
-    fresh_payment,
     has_open_dispute,
     has_pending_refund,
-    lock_order,
     open_refund_request,
     refund_totals,
     transfer_of_order,

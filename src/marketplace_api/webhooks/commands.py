@@ -1,27 +1,24 @@
-"""`marketplace-api reconcile` and `marketplace-api stripe-webhooks` (registered in cli.py)."""
+"""What `marketplace-api reconcile` and `marketplace-api stripe-webhooks` do (their arguments are
+parsed in cli.py): each returns the process's exit code."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from marketplace_api.config import get_settings
+from marketplace_api.config import Settings
+from marketplace_api.db import create_engine, create_sessionmaker
 from marketplace_api.errors import ProblemError
+from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
+from marketplace_api.webhooks.reconcile import reconcile
+from marketplace_api.webhooks.subscriptions import EndpointPlan, sync_webhook_endpoints
 
-if TYPE_CHECKING:
-    from marketplace_api.webhooks.subscriptions import EndpointPlan
 
-
-async def _reconcile(args: argparse.Namespace, database_url: str) -> str:
-    from marketplace_api.db import create_engine, create_sessionmaker
-    from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
-    from marketplace_api.webhooks.reconcile import reconcile
-
-    settings = get_settings()
+async def _reconcile(
+    settings: Settings, database_url: str, *, pending_minutes: int, retry_failed: bool
+) -> str:
     client = build_stripe_client(settings)
     if client is None:
         raise ProblemError("STRIPE_SECRET_KEY is not set: nothing can be reconciled.")
@@ -31,19 +28,22 @@ async def _reconcile(args: argparse.Namespace, database_url: str) -> str:
             create_sessionmaker(engine),
             StripeGateway(client),
             now=datetime.now(UTC),
-            pending_payment_age=timedelta(minutes=args.pending_minutes),
-            retry_failed=args.retry_failed,
+            pending_payment_age=timedelta(minutes=pending_minutes),
+            retry_failed=retry_failed,
         )
     finally:
         await engine.dispose()
     return report.render()
 
 
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from marketplace_api.cli import _use_resolved_database_url
-
+def run_reconcile(
+    settings: Settings, database_url: str, *, pending_minutes: int, retry_failed: bool
+) -> int:
     try:
-        print(asyncio.run(_reconcile(args, _use_resolved_database_url())))
+        run = _reconcile(
+            settings, database_url, pending_minutes=pending_minutes, retry_failed=retry_failed
+        )
+        print(asyncio.run(run))
     except ProblemError as exc:
         print(f"error: {exc.detail or exc.title}", file=sys.stderr)
         return 1
@@ -89,11 +89,10 @@ def _print_plan(plan: EndpointPlan, *, dry_run: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
-async def _stripe_webhooks(url: str, dry_run: bool, recreate: list[str]) -> None:
-    from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
-    from marketplace_api.webhooks.subscriptions import sync_webhook_endpoints
-
-    client = build_stripe_client(get_settings())
+async def _stripe_webhooks(
+    settings: Settings, url: str, dry_run: bool, recreate: list[str]
+) -> None:
+    client = build_stripe_client(settings)
     if client is None:
         raise ProblemError("STRIPE_SECRET_KEY is not set.")
     await sync_webhook_endpoints(
@@ -105,13 +104,13 @@ async def _stripe_webhooks(url: str, dry_run: bool, recreate: list[str]) -> None
     )
 
 
-def cmd_stripe_webhooks(args: argparse.Namespace) -> int:
-    problem = _check_url(args.url)
+def run_stripe_webhooks(settings: Settings, url: str, *, dry_run: bool, recreate: list[str]) -> int:
+    problem = _check_url(url)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_stripe_webhooks(args.url, args.dry_run, args.recreate or []))
+        asyncio.run(_stripe_webhooks(settings, url, dry_run, recreate))
     except ProblemError as exc:
         print(f"error: {exc.detail or exc.title}", file=sys.stderr)
         print(
@@ -121,37 +120,3 @@ def cmd_stripe_webhooks(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    reconcile = sub.add_parser(
-        "reconcile",
-        help="converge payments, vendors and pending webhook events to Stripe's state",
-    )
-    reconcile.add_argument(
-        "--pending-minutes",
-        type=int,
-        default=10,
-        help="check payments not final this many minutes after their last change (default 10)",
-    )
-    reconcile.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="also put failed webhook events back to pending before retrying due ones",
-    )
-    reconcile.set_defaults(func=cmd_reconcile)
-
-    webhooks = sub.add_parser(
-        "stripe-webhooks",
-        help="create or update the platform and Connect webhook endpoints on Stripe",
-    )
-    webhooks.add_argument("--url", required=True, help="https://<host>/webhooks/stripe")
-    webhooks.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    webhooks.add_argument(
-        "--recreate",
-        action="append",
-        choices=["platform", "connect"],
-        help="replace that endpoint by a new one (a new signing secret; the old endpoint is "
-        "deleted): for a secret that was lost. Repeatable.",
-    )
-    webhooks.set_defaults(func=cmd_stripe_webhooks)

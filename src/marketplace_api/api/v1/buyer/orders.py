@@ -32,6 +32,7 @@ from marketplace_api.orders.exceptions import (
     TooManyItems,
     VendorCannotAcceptPayments,
 )
+from marketplace_api.orders.queries import get_buyer_order
 from marketplace_api.orders.schemas import (
     CheckoutCreate,
     CheckoutRead,
@@ -39,7 +40,6 @@ from marketplace_api.orders.schemas import (
     OrderPage,
     OrderRead,
 )
-from marketplace_api.payments import service as payments
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.ratelimit import RateLimited
 
@@ -111,8 +111,8 @@ async def list_orders(
     responses=problem_responses(OrderNotFound),
 )
 async def get_order(order_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep) -> OrderRead:
-    order = await service.get_buyer_order(session, buyer.id, order_id)
-    return (await service.order_reads(session, [order]))[0]
+    order = await get_buyer_order(session, buyer.id, order_id)
+    return await service.order_read(session, order)
 
 
 @router.post(
@@ -136,18 +136,7 @@ async def cancel_order(
     idem: Idempotent,
 ) -> JSONResponse:
     async def handler(_: IdempotencyContext | None) -> OrderRead:
-        # Cancelling creates nothing and is idempotent by itself (Stripe key
-        # `payment:<id>:cancel`, a conditional status change): a retry runs it again.
-        order = await service.get_buyer_order(session, buyer.id, order_id)
-        payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
-        if service.ensure_cancellable(payment):
-            try:
-                payment = await payments.cancel_payment(session, gateway, payment, now=idem.now)
-            except PaymentNotPayable as exc:
-                raise OrderNotCancellable(exc.detail) from exc
-            service.ensure_cancellable(payment)
-        order = await service.get_buyer_order(session, buyer.id, order_id)
-        return (await service.order_reads(session, [order]))[0]
+        return await service.cancel_order(session, gateway, buyer.id, order_id, now=idem.now)
 
     return await idem.run(buyer.id, None, handler)
 
@@ -177,19 +166,8 @@ async def create_checkout_session(
     idem: Idempotent,
 ) -> JSONResponse:
     async def handler(context: IdempotencyContext | None) -> CheckoutSessionRead:
-        order = await service.get_buyer_order(session, buyer.id, order_id)
-        payment = await service.get_buyer_payment(session, buyer.id, order.payment_id)
-        created = await payments.create_checkout_session(
-            session,
-            gateway,
-            settings,
-            payment,
-            customer_email=buyer.email,
-            now=idem.now,
-            idempotency=context,
-        )
-        return CheckoutSessionRead(
-            url=created.url, session_id=created.session_id, expires_at=created.expires_at
+        return await service.order_checkout_session(
+            session, gateway, settings, buyer, order_id, now=idem.now, idempotency=context
         )
 
     return await idem.run(buyer.id, None, handler)

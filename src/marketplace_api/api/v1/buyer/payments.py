@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from marketplace_api.deps import CurrentBuyer, SessionDep
 from marketplace_api.errors import problem_responses
-from marketplace_api.orders import service
+from marketplace_api.payments import queries
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.schemas import PaymentRead
 
@@ -23,5 +23,5 @@ router = APIRouter(prefix="/payments", tags=["buyer"])
 async def get_payment(
     payment_id: uuid.UUID, buyer: CurrentBuyer, session: SessionDep
 ) -> PaymentRead:
-    payment = await service.get_buyer_payment(session, buyer.id, payment_id)
-    return await service.payment_read(session, payment)
+    payment = await queries.get_buyer_payment(session, buyer.id, payment_id)
+    return await queries.payment_read(session, payment)

@@ -19,7 +19,7 @@ from marketplace_api.catalog.exceptions import (
 )
 from marketplace_api.catalog.models import ListingStatus
 from marketplace_api.catalog.schemas import ListingCreate, ListingPage, ListingRead, ListingUpdate
-from marketplace_api.deps import CurrentVendor, SessionDep
+from marketplace_api.deps import CurrentVendorUser, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from marketplace_api.vendors.exceptions import VendorProfileRequired
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/listings", tags=["vendor"])
     responses=problem_responses(VendorProfileRequired, UnsupportedCurrency, InvalidAmount),
 )
 async def create_listing(
-    body: ListingCreate, user: CurrentVendor, session: SessionDep
+    body: ListingCreate, user: CurrentVendorUser, session: SessionDep
 ) -> ListingRead:
     return await service.create_listing(session, user.id, body)
 
@@ -46,7 +46,7 @@ async def create_listing(
     responses=problem_responses(InvalidCursor),
 )
 async def list_listings(
-    user: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     status: ListingStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -61,7 +61,7 @@ async def list_listings(
     responses=problem_responses(ListingNotFound),
 )
 async def get_listing(
-    listing_id: uuid.UUID, user: CurrentVendor, session: SessionDep
+    listing_id: uuid.UUID, user: CurrentVendorUser, session: SessionDep
 ) -> ListingRead:
     return await service.get_listing(session, user.id, listing_id)
 
@@ -78,7 +78,7 @@ async def get_listing(
     ),
 )
 async def update_listing(
-    listing_id: uuid.UUID, body: ListingUpdate, user: CurrentVendor, session: SessionDep
+    listing_id: uuid.UUID, body: ListingUpdate, user: CurrentVendorUser, session: SessionDep
 ) -> ListingRead:
     return await service.update_listing(session, user.id, listing_id, body)
 
@@ -91,5 +91,7 @@ async def update_listing(
     "back to `draft` with PATCH to reuse it.",
     responses=problem_responses(ListingNotFound),
 )
-async def delete_listing(listing_id: uuid.UUID, user: CurrentVendor, session: SessionDep) -> None:
+async def delete_listing(
+    listing_id: uuid.UUID, user: CurrentVendorUser, session: SessionDep
+) -> None:
     await service.archive_listing(session, user.id, listing_id)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from marketplace_api.deps import AppStateDep, CurrentVendor, SessionDep
+from marketplace_api.deps import AppStateDep, CurrentVendorUser, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.inputs import Text
 from marketplace_api.live.broadcaster import broadcaster_for
@@ -30,14 +30,14 @@ router = APIRouter(tags=["vendor"])
 async def stream_order_events(
     order_id: uuid.UUID,
     request: Request,
-    vendor: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     state: AppStateDep,
     last_event_id: Annotated[
         Text | None, Header(max_length=100, description="Resume after this event id.")
     ] = None,
 ) -> StreamingResponse:
-    await check_vendor_order(session, vendor, order_id)
+    await check_vendor_order(session, user, order_id)
     await session.close()  # give the connection back: the stream may last for hours
     stream = order_event_stream(
         sessionmaker=state.sessionmaker,

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import (
-    CurrentVendor,
+    CurrentVendorId,
+    CurrentVendorUser,
     SessionDep,
     SettingsDep,
     StripeGatewayDep,
 )
 from marketplace_api.errors import problem_responses
-from marketplace_api.fulfilment import service
+from marketplace_api.fulfilment import service, views
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
 from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
@@ -27,10 +28,10 @@ from marketplace_api.integrations.stripe import (
     StripePermissionDenied,
     StripeRequestRejected,
 )
+from marketplace_api.orders import queries
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import FulfilmentStatus, OrderStatus
 from marketplace_api.pagination import InvalidCursor
-from marketplace_api.refunds import requests
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
@@ -58,15 +59,15 @@ router = APIRouter(prefix="/orders", tags=["vendor"])
 )
 async def list_vendor_orders(
     session: SessionDep,
-    vendor: CurrentVendor,
+    vendor_id: CurrentVendorId,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     fulfilment_status: Annotated[FulfilmentStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> VendorOrderPage:
-    return await service.list_vendor_orders(
+    return await views.list_vendor_orders(
         session,
-        vendor.id,
+        vendor_id,
         status=order_status,
         fulfilment_status=fulfilment_status,
         limit=limit,
@@ -80,10 +81,10 @@ async def list_vendor_orders(
     responses=problem_responses(OrderNotFound),
 )
 async def get_vendor_order(
-    order_id: uuid.UUID, session: SessionDep, vendor: CurrentVendor
+    order_id: uuid.UUID, session: SessionDep, vendor_id: CurrentVendorId
 ) -> VendorOrderRead:
-    order = await service.get_vendor_order(session, vendor.id, order_id)
-    return (await service.vendor_order_reads(session, [order]))[0]
+    order = await queries.get_vendor_order(session, vendor_id, order_id)
+    return await views.vendor_order_read(session, order)
 
 
 @router.post(
@@ -93,9 +94,15 @@ async def get_vendor_order(
     responses=problem_responses(OrderNotFound, OrderNotShippable),
 )
 async def ship_order(
-    order_id: uuid.UUID, data: ShipmentCreate, session: SessionDep, vendor: CurrentVendor
+    order_id: uuid.UUID,
+    data: ShipmentCreate,
+    session: SessionDep,
+    user: CurrentVendorUser,
+    vendor_id: CurrentVendorId,
 ) -> VendorOrderRead:
-    return await service.ship_order(session, vendor.id, order_id, data, now=datetime.now(UTC))
+    return await service.ship_order(
+        session, vendor_id, user.id, order_id, data, now=datetime.now(UTC)
+    )
 
 
 @router.post(
@@ -126,7 +133,7 @@ async def refund_vendor_order(
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
-    vendor: CurrentVendor,
+    user: CurrentVendorUser,
     idem: Idempotent,
 ) -> JSONResponse:
     async def handler(context: IdempotencyContext | None) -> RefundRead:
@@ -137,14 +144,14 @@ async def refund_vendor_order(
             order_id,
             data,
             origin=RefundOrigin.vendor,
-            actor_id=vendor.id,
+            actor_id=user.id,
             now=idem.now,
-            vendor_user_id=vendor.id,
+            vendor_user_id=user.id,
             idempotency=context,
         )
         return RefundRead.model_validate(refund)
 
-    return await idem.run(vendor.id, data, handler, status_code=status.HTTP_201_CREATED)
+    return await idem.run(user.id, data, handler, status_code=status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -157,10 +164,9 @@ async def decline_refund_request(
     request_id: uuid.UUID,
     data: RefundRequestDecline,
     session: SessionDep,
-    vendor: CurrentVendor,
+    vendor_id: CurrentVendorId,
 ) -> RefundRequestRead:
-    await service.get_vendor_order(session, vendor.id, order_id)
-    request = await requests.decline_refund_request(
-        session, order_id, request_id, data.note, now=datetime.now(UTC)
+    request = await service.decline_refund_request(
+        session, vendor_id, order_id, request_id, data.note, now=datetime.now(UTC)
     )
     return RefundRequestRead.model_validate(request)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from marketplace_api.deps import CurrentVendor, SessionDep, SettingsDep, StripeGatewayDep
+from marketplace_api.deps import (
+    CurrentVendor,
+    CurrentVendorUser,
+    SessionDep,
+    SettingsDep,
+    StripeGatewayDep,
+)
 from marketplace_api.errors import problem_responses
 from marketplace_api.integrations.stripe import (
     StripeNotConfigured,
@@ -51,7 +57,7 @@ STRIPE_ERRORS = (
     responses=problem_responses(VendorProfileRequired, VendorAccountDisconnected, *STRIPE_ERRORS),
 )
 async def setup_payments(
-    user: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
@@ -69,7 +75,7 @@ async def setup_payments(
     ),
 )
 async def create_onboarding_link(
-    user: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
@@ -83,10 +89,7 @@ async def create_onboarding_link(
     description="From our stored copy of the account (kept current by webhooks); no Stripe call.",
     responses=problem_responses(VendorProfileRequired),
 )
-async def get_payments_config(
-    user: CurrentVendor, session: SessionDep, settings: SettingsDep
-) -> PaymentsConfigRead:
-    vendor = await service.require_vendor(session, user.id)
+async def get_payments_config(vendor: CurrentVendor, settings: SettingsDep) -> PaymentsConfigRead:
     return service.payments_config(vendor, settings)
 
 
@@ -99,7 +102,7 @@ async def get_payments_config(
     ),
 )
 async def refresh_payments_status(
-    user: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,
@@ -119,7 +122,7 @@ async def refresh_payments_status(
     ),
 )
 async def create_dashboard_link(
-    user: CurrentVendor, session: SessionDep, gateway: StripeGatewayDep
+    user: CurrentVendorUser, session: SessionDep, gateway: StripeGatewayDep
 ) -> DashboardLinkRead:
     return await onboarding.create_dashboard_link(session, gateway, user_id=user.id)
 
@@ -132,7 +135,7 @@ async def create_dashboard_link(
     ),
 )
 async def get_balance(
-    user: CurrentVendor, session: SessionDep, gateway: StripeGatewayDep
+    user: CurrentVendorUser, session: SessionDep, gateway: StripeGatewayDep
 ) -> BalanceRead:
     return await onboarding.get_balance(session, gateway, user_id=user.id)
 
@@ -154,7 +157,7 @@ async def get_balance(
 )
 async def update_payout_schedule(
     body: PayoutScheduleUpdate,
-    user: CurrentVendor,
+    user: CurrentVendorUser,
     session: SessionDep,
     settings: SettingsDep,
     gateway: StripeGatewayDep,

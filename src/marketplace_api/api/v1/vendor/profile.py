@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from marketplace_api.deps import CurrentVendor, SessionDep
+from marketplace_api.deps import CurrentVendorUser, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.vendors import service
 from marketplace_api.vendors.exceptions import (
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/profile", tags=["vendor"])
     summary="Your vendor profile",
     responses=problem_responses(VendorProfileNotFound),
 )
-async def get_vendor_profile(user: CurrentVendor, session: SessionDep) -> VendorProfileRead:
+async def get_vendor_profile(user: CurrentVendorUser, session: SessionDep) -> VendorProfileRead:
     return VendorProfileRead.model_validate(await service.get_profile(session, user.id))
 
 
@@ -34,6 +34,6 @@ async def get_vendor_profile(user: CurrentVendor, session: SessionDep) -> Vendor
     responses=problem_responses(UnsupportedCurrency, VendorCountryLocked),
 )
 async def put_vendor_profile(
-    body: VendorProfileUpdate, user: CurrentVendor, session: SessionDep
+    body: VendorProfileUpdate, user: CurrentVendorUser, session: SessionDep
 ) -> VendorProfileRead:
     return VendorProfileRead.model_validate(await service.upsert_profile(session, user.id, body))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from marketplace_api.api.params import CursorQuery
-from marketplace_api.deps import CurrentVendor, SessionDep
+from marketplace_api.deps import CurrentVendorUser, SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.ledger import reports
 from marketplace_api.ledger.models import MovementKind
@@ -28,9 +28,9 @@ router = APIRouter(prefix="/payments", tags=["vendor"])
 )
 async def get_vendor_statement(
     session: SessionDep,
-    vendor: CurrentVendor,
+    user: CurrentVendorUser,
     kind: Annotated[MovementKind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: CursorQuery = None,
 ) -> MovementPage:
-    return await reports.vendor_statement(session, vendor.id, kind=kind, limit=limit, cursor=cursor)
+    return await reports.vendor_statement(session, user.id, kind=kind, limit=limit, cursor=cursor)

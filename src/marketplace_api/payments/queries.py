@@ -1,0 +1,67 @@
+"""Reads of the payments table: the buyer's payment, its status for order views, and the row as
+committed now (money movements check it after taking their lock)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.orders.queries import orders_of_payment
+from marketplace_api.payments.exceptions import PaymentNotFound
+from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
+from marketplace_api.payments.schemas import PaymentRead
+
+
+async def fresh_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
+    result = await session.execute(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
+
+
+async def get_buyer_payment(
+    session: AsyncSession, buyer_id: uuid.UUID, payment_id: uuid.UUID
+) -> Payment:
+    """The buyer's payment; another buyer's payment is not found (404, never 403)."""
+    payment = (
+        await session.execute(
+            select(Payment)
+            .where(Payment.id == payment_id, Payment.buyer_id == buyer_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if payment is None:
+        raise PaymentNotFound()
+    return payment
+
+
+async def payment_statuses(
+    session: AsyncSession, payment_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, PaymentStatus]:
+    rows = await session.execute(
+        select(Payment.id, Payment.status).where(Payment.id.in_(set(payment_ids)))
+    )
+    return dict(rows.all())
+
+
+async def payment_read(session: AsyncSession, payment: Payment) -> PaymentRead:
+    order_ids = [o.id for o in await orders_of_payment(session, payment.id)]
+    return PaymentRead(
+        id=payment.id,
+        status=payment.status,
+        charge_type=payment.charge_type,
+        amount=payment.amount,
+        currency=payment.currency,
+        platform_fee=payment.platform_fee,
+        amount_refunded=payment.amount_refunded,
+        client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
+        stripe_account=payment.stripe_account_id,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+        order_ids=order_ids,
+        expires_at=payment.reservation_expires_at,
+        created_at=payment.created_at,
+    )

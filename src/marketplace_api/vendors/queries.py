@@ -1,0 +1,15 @@
+"""Reads of the vendors table that other domains need without the vendor services."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.vendors.models import Vendor
+
+
+async def vendor_id_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the vendor profile of a vendor user (None before the profile exists)."""
+    return await session.scalar(select(Vendor.id).where(Vendor.user_id == user_id))
