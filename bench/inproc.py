@@ -119,15 +119,20 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--paths", action="store_true", help="checkouts and webhook deliveries")
+    parser.add_argument(
+        "--paths",
+        nargs="*",
+        choices=["checkout", "webhook"],
+        help="checkouts and/or webhook deliveries (both when none is named)",
+    )
     args = parser.parse_args()
     url = os.environ.get(
         "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/marketplace_bench"
     )
     await prepare_database(url)
-    if args.paths:
+    if args.paths is not None:
         with stripe_standin(0.0) as stripe_port:
-            await hot_paths(url, stripe_port, args.requests)
+            await hot_paths(url, stripe_port, args.requests, args.paths or ["checkout", "webhook"])
         return
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -171,7 +176,7 @@ async def main() -> None:
     await engine.dispose()
 
 
-async def hot_paths(url: str, stripe_port: int, requests: int) -> None:
+async def hot_paths(url: str, stripe_port: int, requests: int, paths: list[str]) -> None:
     """Sequential checkouts, then sequential `payment_intent.succeeded` deliveries."""
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -212,7 +217,9 @@ async def hot_paths(url: str, stripe_port: int, requests: int) -> None:
     webhook = asgi_call(
         app, "POST", "/webhooks/stripe", json_type, event_body, header=lambda: signature
     )
-    for name, call in [("POST /v1/buyer/orders", checkout), ("payment_intent.succeeded", webhook)]:
+    calls = {"checkout": ("POST /v1/buyer/orders", checkout)}
+    calls["webhook"] = ("payment_intent.succeeded", webhook)
+    for name, call in (calls[path] for path in paths):
         await cpu_per_request(call, 200)  # warm-up
         print(f"{await cpu_per_request(call, requests):7.3f} ms  {name}")
     await engine.dispose()
