@@ -106,6 +106,27 @@ def asgi_call(
     return call
 
 
+def app_state(url: str, **stripe: Any) -> tuple[Settings, AppState]:
+    """The bench's settings (rate limits off, WARNING logs) and the state the app runs on."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=url,
+        jwt_secret=JWT_SECRET,
+        rate_limit_enabled=False,
+        log_level="WARNING",
+        **({"stripe_secret_key": None} | stripe),
+    )
+    engine = create_engine(url, pool_size=4)
+    client = build_stripe_client(settings)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        stripe=StripeGateway(client) if client else None,
+    )
+    return settings, state
+
+
 async def cpu_per_request(call: Call, requests: int) -> float:
     start = time.process_time()
     for _ in range(requests):
@@ -134,18 +155,8 @@ async def main() -> None:
         with stripe_standin(0.0) as stripe_port:
             await hot_paths(url, stripe_port, args.requests, args.paths or ["checkout", "webhook"])
         return
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=url,
-        jwt_secret=JWT_SECRET,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-        stripe_secret_key=None,
-    )
-    engine = create_engine(url, pool_size=4)
-    state = AppState(
-        settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), stripe=None
-    )
+    settings, state = app_state(url)
+    engine = state.engine
     user_id = uuid.uuid4()
     async with engine.begin() as conn:
         await conn.execute(
@@ -178,25 +189,14 @@ async def main() -> None:
 
 async def hot_paths(url: str, stripe_port: int, requests: int, paths: list[str]) -> None:
     """Sequential checkouts, then sequential `payment_intent.succeeded` deliveries."""
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=url,
-        jwt_secret=JWT_SECRET,
-        rate_limit_enabled=False,
-        log_level="WARNING",
+    settings, state = app_state(
+        url,
         stripe_secret_key="sk_test_bench",  # noqa: S106 - the stand-in takes any key
         stripe_api_base=f"http://127.0.0.1:{stripe_port}",
         stripe_max_network_retries=0,
         stripe_webhook_secrets=[WEBHOOK_SECRET],
     )
-    engine = create_engine(url, pool_size=4)
-    client = build_stripe_client(settings)
-    state = AppState(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        stripe=StripeGateway(client) if client else None,
-    )
+    engine = state.engine
     app = create_app(settings, state=state)
     seed_ = await seed(engine, buyers=8)
     checkout_body = json.dumps(
