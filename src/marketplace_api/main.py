@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import (
     AbstractAsyncContextManager,
@@ -82,6 +83,23 @@ CORS_EXPOSE_HEADERS = [
 ]
 
 
+# Modules the Stripe SDK and anyio import on first use: the first checkout after a start paid
+# ≈ 120 ms of CPU for them (and every worker of `--workers N` once). Imported here, before
+# `gc.freeze()`, they cost the start instead and are frozen with the rest.
+_LAZY_MODULES = (
+    "anyio._backends._asyncio",  # FastAPI's yield dependencies (a cancel scope each)
+    "anyio.streams.tls",  # httpx's transport, on its first connection
+    "stripe._object_classes",
+    "stripe._payment_intent",
+    "stripe._payment_intent_service",
+)
+
+
+def _import_lazy_modules() -> None:
+    for name in _LAZY_MODULES:
+        importlib.import_module(name)
+
+
 def create_app(settings: Settings | None = None, *, state: AppState | None = None) -> FastAPI:
     """Build the app. Tests pass `state` (engine bound to the test database)."""
     settings = settings or (state.settings if state else get_settings())
@@ -115,6 +133,7 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
             rate_limiter=RateLimiter(settings.rate_limit_storage_url),
         )
         load_handlers()  # import the webhook handlers now, not on the first delivery
+        _import_lazy_modules()
         # What exists now lives as long as the process (≈ 200,000 objects: modules, classes, the
         # app). Frozen, the cyclic collector's full passes skip it: unfrozen, each pass stalled
         # every request for ≈ 250 ms on a 2-core VM, the benchmarks' p99.

@@ -16,6 +16,7 @@ from marketplace_api.orders import service
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser, MakeUser
 from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.statement_ceiling import assert_no_open_transaction, assert_within
 from tests.fixtures.statements import Statements
 from tests.fixtures.stripe import form
 from tests.fixtures.stripe_mocks import (
@@ -46,9 +47,9 @@ async def test_fresh_checkout_is_one_transaction_then_one_update(
     make_committed_user: MakeUser,
     stripe_api: respx.MockRouter,
 ) -> None:
-    """Before: 20 statements (a read of the orders before Stripe, UPDATE + COMMIT + refresh after
-    it, then the answer re-read). Now the answer comes from memory: 11 for one listing, plus one
-    stock UPDATE per further listing."""
+    """At most 11 statements for one listing, plus one stock UPDATE per further listing (it was
+    20: a read of the orders before Stripe, UPDATE + COMMIT + refresh after it, then the answer
+    re-read; now the answer comes from memory)."""
     async with AsyncSession(committed_engine, expire_on_commit=False) as s:
         listing_ids = []
         for n in range(vendors):
@@ -87,10 +88,14 @@ async def test_fresh_checkout_is_one_transaction_then_one_update(
         "COMMIT",
     ]
     recorded = ["BEGIN", "UPDATE payments", "COMMIT"]
-    assert statements.seen == placed + recorded
-    assert len(statements.seen) == 10 + vendors
-    # No transaction open across the Stripe call.
-    assert at_stripe == [placed]
+    # A ceiling: fewer statements (or another order) is fine, one more fails.
+    assert_within(statements.seen, placed + recorded)
+    # Stripe is called once, with no transaction open, after the orders were placed.
+    assert len(at_stripe) == 1
+    assert_no_open_transaction(at_stripe[0])
+    for written in ("INSERT payments", "INSERT orders", "INSERT order_items", "UPDATE listings"):
+        assert written in at_stripe[0]
+    assert "UPDATE payments" in statements.seen[len(at_stripe[0]) :]
     # The server defaults the answer needs came back with the INSERT (eager_defaults), and the
     # payment's current row with the UPDATE.
     insert = next(s for s in statements.sql if s.startswith("INSERT INTO orders "))
@@ -224,4 +229,7 @@ async def test_intent_recorded_by_a_concurrent_call_is_read_back(
     assert response.status_code == 201, response.text
     assert response.json()["client_secret"] == recorded["client_secret"]
     assert response.json()["status"] == "requires_payment"
-    assert statements.seen[-4:] == ["BEGIN", "UPDATE payments", "SELECT payments", "COMMIT"]
+    # The last transaction (the one before is the other call's, on the same engine).
+    recorded = statements.seen[len(statements.seen) - 1 - statements.seen[::-1].index("BEGIN") :]
+    assert_within(recorded, ["BEGIN", "UPDATE payments", "SELECT payments", "COMMIT"])
+    assert "SELECT payments" in recorded  # the other call's row, read back
