@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from marketplace_api.config import Settings
 from marketplace_api.integrations.stripe import (
+    StripeAnswerInvalid,
     StripeGateway,
     StripeUnavailable,
     build_stripe_client,
@@ -34,18 +35,56 @@ async def test_form_posts_are_sent_as_content_without_deprecation_warnings(
 ) -> None:
     # pytest runs with warnings as errors: httpx's `data=<str>` deprecation would fail this test.
     route = stripe_api.post("/v1/payment_intents/pi_1/cancel").mock(
-        return_value=ok({"id": "pi_1", "object": "payment_intent", "status": "canceled"})
+        return_value=ok(
+            {
+                "id": "pi_1",
+                "object": "payment_intent",
+                "status": "canceled",
+                "amount": 2500,
+                "currency": "usd",
+            }
+        )
     )
     before = _count("PaymentIntent.cancel", "ok")
     intent = await _gateway(settings).cancel_payment_intent(
         "pi_1", idempotency_key="payment:x:cancel"
     )
-    assert intent["status"] == "canceled"
+    assert intent.status == "canceled"
     request: httpx.Request = route.calls.last.request
     assert form(request) == {"cancellation_reason": "abandoned"}
     assert request.headers["Idempotency-Key"] == "payment:x:cancel"
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert _count("PaymentIntent.cancel", "ok") == before + 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"id": "tr_1", "object": "transfer", "currency": "usd"},  # no amount
+        {"id": "tr_1", "object": "transfer", "amount": "2500", "currency": "usd"},  # a string
+        {"id": "tr_1", "object": "transfer", "amount": 2500, "currency": "usd", "metadata": []},
+    ],
+)
+async def test_an_answer_we_cannot_read_is_a_transient_stripe_problem(
+    settings: Settings, stripe_api: respx.MockRouter, answer: dict[str, object]
+) -> None:
+    # The transfer may exist at Stripe: the caller must retry with the same key, as after a
+    # timeout (StripeUnavailable), never record it as refused or crash with a validation error.
+    stripe_api.post("/v1/transfers").mock(return_value=ok(answer))
+    with pytest.raises(StripeAnswerInvalid) as raised:
+        await _gateway(settings).create_transfer(
+            amount=2500,
+            currency="usd",
+            destination="acct_1",
+            source_transaction=None,
+            transfer_group=None,
+            metadata={"transfer_id": "t1"},
+            idempotency_key="transfer:t1",
+        )
+    assert isinstance(raised.value, StripeUnavailable)
+    assert raised.value.status == 502
+    assert raised.value.code == "stripe_answer_invalid"
+    assert raised.value.headers["Retry-After"]
 
 
 async def test_stripe_outage_is_counted_and_mapped(

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import Role, User
+from marketplace_api.integrations.stripe.objects import Account, parse_object
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from tests.fixtures.stripe import stripe_id
 
@@ -146,3 +147,8 @@ async def make_vendor(
     session.add(vendor)
     await session.commit()
     return vendor
+
+
+def as_account(data: dict[str, Any]) -> Account:
+    """A factory's account JSON as the gateway answers it."""
+    return parse_object(Account, data)

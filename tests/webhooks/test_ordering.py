@@ -22,7 +22,7 @@ from marketplace_api.webhooks.binding import is_older
 from tests.fixtures.stripe import event
 from tests.ledger.factories import deliver, dispute_json, make_paid
 from tests.orders.factories import payment_intent
-from tests.vendors.factories import account, active_account, make_vendor, ts
+from tests.vendors.factories import account, active_account, as_account, make_vendor, ts
 from tests.webhooks.test_binding import unpaid_payment
 
 T0 = 1_793_000_000
@@ -41,7 +41,7 @@ async def test_account_updated_of_the_refresh_second_is_applied(
     vendor_id = vendor.id
     # refresh-status stored Stripe's answer at T0.700 (when it asked)
     await vendors.apply_stripe_account(
-        session, account("acct_same_second"), observed_at=ts(T0) + SUB_SECOND
+        session, as_account(account("acct_same_second")), observed_at=ts(T0) + SUB_SECOND
     )
     await session.commit()
     snapshot = event(

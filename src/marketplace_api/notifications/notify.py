@@ -370,10 +370,10 @@ async def notify_requirements_due(
     session: AsyncSession,
     vendor_id: uuid.UUID,
     *,
-    requirements: Mapping[str, Any] | None = None,
+    deadline: int | None = None,
 ) -> int:
     """The vendor's "Stripe needs more information": what is currently (and past) due on the
-    vendor row, and the deadline from Stripe's `account.requirements` when given. Call after an
+    vendor row, and Stripe's `account.requirements.current_deadline` when given. Call after an
     account snapshot was applied. One email per distinct set of due requirements (an account
     updated ten times with the same requirements sends one); nothing when nothing is due."""
     vendor = (
@@ -387,16 +387,11 @@ async def notify_requirements_due(
         return 0
     contacts = await _vendor_contacts(session, [vendor_id])
     vendor_name, vendor_email = contacts[vendor_id]
-    deadline = (requirements or {}).get("current_deadline")
     context = {
         "vendor_name": vendor_name,
         "currently_due": currently_due,
         "past_due": past_due,
-        "deadline": (
-            datetime.fromtimestamp(deadline, UTC).isoformat()
-            if isinstance(deadline, int) and not isinstance(deadline, bool)
-            else None
-        ),
+        "deadline": None if deadline is None else datetime.fromtimestamp(deadline, UTC).isoformat(),
     }
     digest = hashlib.sha256("|".join([*currently_due, "#", *past_due]).encode()).hexdigest()
     source = f"vendor:{vendor_id}:requirements:{digest[:16]}"

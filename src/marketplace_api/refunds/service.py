@@ -282,7 +282,7 @@ async def execute_refund(
         if raise_refused and not attempts.is_transient(exc):
             raise
         return await get_refund(session, refund.id)
-    await apply_refund_object(session, stripe_refund, observed_at=now)
+    await apply_refund_object(session, stripe_refund.model_dump(), observed_at=now)
     await session.commit()
     refund = await get_refund(session, refund.id)
     if refund.status is RefundStatus.succeeded:  # a pending refund may still fail

@@ -252,7 +252,7 @@ async def execute_transfer(
             await notify_transfer_failed(session, transfer.id)
         await session.commit()
         return await _get_transfer(session, transfer.id)
-    await record_transfer_created(session, transfer.id, created, observed_at=now)
+    await record_transfer_created(session, transfer.id, created.model_dump(), observed_at=now)
     await session.commit()
     await execute_pending_reversals(session, gateway, transfer.id, now=now)
     return await _get_transfer(session, transfer.id)
@@ -394,7 +394,7 @@ async def execute_reversal(
         )
         await session.commit()
         return await _get_reversal(session, reversal.id)
-    await record_reversal_created(session, reversal.id, created, observed_at=now)
+    await record_reversal_created(session, reversal.id, created.model_dump(), observed_at=now)
     await session.commit()
     return await _get_reversal(session, reversal.id)
 

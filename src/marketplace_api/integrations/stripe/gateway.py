@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import typing
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,32 @@ from opentelemetry.trace import SpanKind
 
 from marketplace_api import tracing
 from marketplace_api.integrations.stripe.client import STRIPE_API_VERSION
-from marketplace_api.integrations.stripe.errors import map_stripe_error
+from marketplace_api.integrations.stripe.errors import StripeAnswerInvalid, map_stripe_error
+from marketplace_api.integrations.stripe.objects import (
+    Account,
+    AccountLink,
+    Balance,
+    CheckoutSession,
+    Dispute,
+    LoginLink,
+    PaymentIntent,
+    Payout,
+    Refund,
+    StripeModel,
+    StripeObjectInvalid,
+    StripePart,
+    Transfer,
+    TransferReversal,
+    parse_object,
+    parse_part,
+)
 from marketplace_api.metrics import stripe_call
 
+logger = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=StripeModel)
+_P = TypeVar("_P", bound=StripePart)
 
 
 class StripeGateway:
@@ -58,7 +81,7 @@ class StripeGateway:
                 raise map_stripe_error(exc) from exc
 
     # --- connected accounts (vendors): accounts, account links, login links, balance ---------
-    # Every method answers plain JSON (`to_dict()`): no StripeObject leaves the gateway.
+    # Every method answers one of our typed objects (`objects.py`): no StripeObject leaves.
 
     async def create_express_account(
         self,
@@ -69,7 +92,7 @@ class StripeGateway:
         product_description: str | None,
         metadata: dict[str, str],
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> Account:
         """A connected account with Express-equivalent controller properties.
 
         Controller properties instead of the deprecated `type=express` (never both): Stripe
@@ -103,11 +126,11 @@ class StripeGateway:
                 params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return account.to_dict()
+        return _parse(Account, account)
 
     async def create_account_link(
         self, account_id: str, *, refresh_url: str, return_url: str, idempotency_key: str
-    ) -> dict[str, Any]:
+    ) -> AccountLink:
         """A single-use, short-lived hosted onboarding URL (`url`, `expires_at`)."""
         params: stripe.params.AccountLinkCreateParams = {
             "account": account_id,
@@ -121,27 +144,27 @@ class StripeGateway:
                 params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return link.to_dict()
+        return _parse_part(AccountLink, link)
 
-    async def retrieve_account(self, account_id: str) -> dict[str, Any]:
+    async def retrieve_account(self, account_id: str) -> Account:
         account = await self._call(self._client.v1.accounts.retrieve_async(account_id))
-        return account.to_dict()
+        return _parse(Account, account)
 
-    async def create_login_link(self, account_id: str, *, idempotency_key: str) -> dict[str, Any]:
+    async def create_login_link(self, account_id: str, *, idempotency_key: str) -> LoginLink:
         """An Express dashboard login URL (`url`); only for onboarded Express accounts."""
         link = await self._call(
             self._client.v1.accounts.login_links.create_async(
                 account_id, options={"idempotency_key": idempotency_key}
             )
         )
-        return link.to_dict()
+        return _parse_part(LoginLink, link)
 
-    async def retrieve_balance(self, account_id: str) -> dict[str, Any]:
+    async def retrieve_balance(self, account_id: str) -> Balance:
         """The connected account's balance (read with `Stripe-Account`)."""
         balance = await self._call(
             self._client.v1.balance.retrieve_async(options={"stripe_account": account_id})
         )
-        return balance.to_dict()
+        return _parse_part(Balance, balance)
 
     async def update_payout_schedule(
         self,
@@ -152,7 +175,7 @@ class StripeGateway:
         weekly_anchor: str | None,
         monthly_anchor: int | None,
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> Account:
         """Set `settings.payouts.schedule`; answers the updated account."""
         schedule: stripe.params._account_update_params.AccountUpdateParamsSettingsPayoutsSchedule
         schedule = {"interval": interval}
@@ -170,11 +193,10 @@ class StripeGateway:
                 account_id, params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return account.to_dict()
+        return _parse(Account, account)
 
     # --- payments (checkout): payment intents, checkout sessions -----------------------------
-    # PaymentIntents and Checkout Sessions answer plain JSON (`to_dict()`), the shape
-    # `payments.state.apply_payment_intent` reads. `stripe_account` is set for direct charges only.
+    # `stripe_account` is set for direct charges only.
 
     async def create_payment_intent(
         self,
@@ -190,7 +212,7 @@ class StripeGateway:
         transfer_group: str | None = None,
         receipt_email: str | None = None,
         statement_descriptor_suffix: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PaymentIntent:
         params: stripe.params.PaymentIntentCreateParams = {
             "amount": amount,
             "currency": currency,
@@ -215,7 +237,7 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             )
         )
-        return intent.to_dict()
+        return _parse(PaymentIntent, intent)
 
     async def cancel_payment_intent(
         self,
@@ -224,7 +246,7 @@ class StripeGateway:
         idempotency_key: str,
         stripe_account: str | None = None,
         reason: str = "abandoned",  # or "requested_by_customer"
-    ) -> dict[str, Any]:
+    ) -> PaymentIntent:
         intent = await self._call(
             self._client.v1.payment_intents.cancel_async(
                 intent_id,
@@ -232,11 +254,11 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             )
         )
-        return intent.to_dict()
+        return _parse(PaymentIntent, intent)
 
     async def retrieve_payment_intent(
         self, intent_id: str, *, stripe_account: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PaymentIntent:
         """The intent with `latest_charge` expanded (charge id, destination transfer id)."""
         intent = await self._call(
             self._client.v1.payment_intents.retrieve_async(
@@ -245,7 +267,7 @@ class StripeGateway:
                 options={"stripe_account": stripe_account},
             )
         )
-        return intent.to_dict()
+        return _parse(PaymentIntent, intent)
 
     async def create_checkout_session(
         self,
@@ -265,7 +287,7 @@ class StripeGateway:
         on_behalf_of: str | None = None,
         transfer_group: str | None = None,
         statement_descriptor_suffix: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CheckoutSession:
         intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {
             "metadata": metadata
         }
@@ -307,21 +329,21 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             )
         )
-        return session.to_dict()
+        return _parse(CheckoutSession, session)
 
     async def expire_checkout_session(
         self, session_id: str, *, idempotency_key: str, stripe_account: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CheckoutSession:
         session = await self._call(
             self._client.v1.checkout.sessions.expire_async(
                 session_id,
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             )
         )
-        return session.to_dict()
+        return _parse(CheckoutSession, session)
 
     # --- after the payment: transfers, reversals, refunds ------------------------------------
-    # Plain JSON answers (`to_dict()`). Keys come from our rows: `transfer:<id>`, `refund:<id>`,
+    # Keys come from our rows: `transfer:<id>`, `refund:<id>`,
     # `refund:<id>:reversal`, `dispute:<id>:reversal:<order id>`.
 
     async def create_transfer(
@@ -334,7 +356,7 @@ class StripeGateway:
         transfer_group: str | None,
         metadata: dict[str, str],
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> Transfer:
         """Separate charges & transfers: move a held vendor share to the connected account.
         `source_transaction` (the charge) lets it be made before the funds are available."""
         params: stripe.params.TransferCreateParams = {
@@ -352,7 +374,7 @@ class StripeGateway:
                 params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return transfer.to_dict()
+        return _parse(Transfer, transfer)
 
     async def create_transfer_reversal(
         self,
@@ -361,7 +383,7 @@ class StripeGateway:
         amount: int,
         metadata: dict[str, str],
         idempotency_key: str,
-    ) -> dict[str, Any]:
+    ) -> TransferReversal:
         """Take (part of) a transfer back from the connected account."""
         params: stripe.params.TransferReversalCreateParams = {
             "amount": amount,
@@ -372,7 +394,7 @@ class StripeGateway:
                 transfer_id, params=params, options={"idempotency_key": idempotency_key}
             )
         )
-        return reversal.to_dict()
+        return _parse(TransferReversal, reversal)
 
     async def create_refund(
         self,
@@ -385,7 +407,7 @@ class StripeGateway:
         reverse_transfer: bool | None = None,
         refund_application_fee: bool | None = None,
         stripe_account: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Refund:
         """Refund (part of) a PaymentIntent. Destination charges: `reverse_transfer` (+ fee flag);
         direct charges: on the connected account (`stripe_account`) with the fee flag."""
         params: stripe.params.RefundCreateParams = {
@@ -404,7 +426,7 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             )
         )
-        return refund.to_dict()
+        return _parse(Refund, refund)
 
     # --- webhook endpoints (signature verification is `webhooks.signature.verify_event`) -----
 
@@ -478,74 +500,70 @@ class StripeGateway:
     # the disputes of direct charges); None for the platform's own objects. Lists answer one
     # page of at most `limit` objects, newest first (Stripe's order): a run stays bounded.
 
-    async def retrieve_refund(
-        self, refund_id: str, *, stripe_account: str | None = None
-    ) -> dict[str, Any]:
+    async def retrieve_refund(self, refund_id: str, *, stripe_account: str | None = None) -> Refund:
         refund = await self._call(
             self._client.v1.refunds.retrieve_async(
                 refund_id, options={"stripe_account": stripe_account}
             )
         )
-        return refund.to_dict()
+        return _parse(Refund, refund)
 
     async def list_refunds(
         self, *, payment_intent: str, stripe_account: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Refund]:
         params: stripe.params.RefundListParams = {"payment_intent": payment_intent, "limit": limit}
         page = await self._call(
             self._client.v1.refunds.list_async(
                 params=params, options={"stripe_account": stripe_account}
             )
         )
-        return [refund.to_dict() for refund in page.data]
+        return [_parse(Refund, item) for item in page.data]
 
-    async def retrieve_transfer(self, transfer_id: str) -> dict[str, Any]:
+    async def retrieve_transfer(self, transfer_id: str) -> Transfer:
         """A transfer with its `reversals` (the first page, newest first)."""
         transfer = await self._call(self._client.v1.transfers.retrieve_async(transfer_id))
-        return transfer.to_dict()
+        return _parse(Transfer, transfer)
 
-    async def list_transfers(
-        self, *, transfer_group: str, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def list_transfers(self, *, transfer_group: str, limit: int = 100) -> list[Transfer]:
         params: stripe.params.TransferListParams = {
             "transfer_group": transfer_group,
             "limit": limit,
         }
         page = await self._call(self._client.v1.transfers.list_async(params=params))
-        return [transfer.to_dict() for transfer in page.data]
+        return [_parse(Transfer, item) for item in page.data]
 
     async def list_transfer_reversals(
         self, transfer_id: str, *, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[TransferReversal]:
         params: stripe.params.TransferListReversalsParams = {"limit": limit}
         page = await self._call(
             self._client.v1.transfers.reversals.list_async(transfer_id, params=params)
         )
-        return [reversal.to_dict() for reversal in page.data]
+        return [_parse(TransferReversal, item) for item in page.data]
 
     async def retrieve_checkout_session(
         self, session_id: str, *, stripe_account: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CheckoutSession:
         session = await self._call(
             self._client.v1.checkout.sessions.retrieve_async(
                 session_id, options={"stripe_account": stripe_account}
             )
         )
-        return session.to_dict()
+        return _parse(CheckoutSession, session)
 
     async def retrieve_dispute(
         self, dispute_id: str, *, stripe_account: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Dispute:
         dispute = await self._call(
             self._client.v1.disputes.retrieve_async(
                 dispute_id, options={"stripe_account": stripe_account}
             )
         )
-        return dispute.to_dict()
+        return _parse(Dispute, dispute)
 
     async def list_disputes(
         self, *, created_since: int, stripe_account: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Dispute]:
         params: stripe.params.DisputeListParams = {
             "created": {"gte": created_since},
             "limit": limit,
@@ -555,11 +573,11 @@ class StripeGateway:
                 params=params, options={"stripe_account": stripe_account}
             )
         )
-        return [dispute.to_dict() for dispute in page.data]
+        return [_parse(Dispute, item) for item in page.data]
 
     async def list_payouts(
         self, *, stripe_account: str, created_since: int, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Payout]:
         """A connected account's payouts to its bank (read with `Stripe-Account`)."""
         params: stripe.params.PayoutListParams = {"created": {"gte": created_since}, "limit": limit}
         page = await self._call(
@@ -567,7 +585,30 @@ class StripeGateway:
                 params=params, options={"stripe_account": stripe_account}
             )
         )
-        return [payout.to_dict() for payout in page.data]
+        return [_parse(Payout, item) for item in page.data]
+
+
+def _parse(model: type[_M], answer: stripe.StripeObject) -> _M:
+    """The SDK's answer as our model; one we cannot read is a transient problem, never a crash."""
+    try:
+        return parse_object(model, answer.to_dict())
+    except StripeObjectInvalid as exc:
+        raise _unreadable(exc) from None
+
+
+def _parse_part(model: type[_P], answer: stripe.StripeObject) -> _P:
+    try:
+        return parse_part(model, answer.to_dict())
+    except StripeObjectInvalid as exc:
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: StripeObjectInvalid) -> StripeAnswerInvalid:
+    logger.warning("stripe answered an object we cannot read", extra={"reason": str(exc)})
+    return StripeAnswerInvalid(
+        "Stripe's answer could not be read; it has been logged. Retry later with the same "
+        "Idempotency-Key."
+    )
 
 
 def _known_event_types() -> frozenset[str]:
