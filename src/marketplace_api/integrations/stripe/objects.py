@@ -311,3 +311,23 @@ def parse_part(model: type[_P], data: Mapping[str, Any]) -> _P:
         return model.model_validate(data)
     except ValidationError as exc:
         raise StripeObjectInvalid(_invalid(model, exc)) from None
+
+
+class FeeRefund(StripeModel):
+    amount: int
+
+
+class FeeRefunds(StripePart):
+    data: list[FeeRefund] | None = None
+    has_more: bool = False
+
+
+class ApplicationFee(StripeModel):
+    """`application_fee.*`'s object. Amounts may be missing from an event we only log."""
+
+    amount: int | None = None
+    currency: str | None = None
+    charge: ExpandableId = None
+    account: ExpandableId = None
+    amount_refunded: int | None = None
+    refunds: FeeRefunds | None = None
