@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.accounts.models import User
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.fulfilment.models import Shipment
 from marketplace_api.integrations.stripe.objects import Payout, parse_object
@@ -38,8 +39,7 @@ from marketplace_api.notifications.recipients import (
     display_name,
     emails_for,
     fresh,
-    get_order,
-    get_user,
+    fresh_row,
     iso,
     order_items,
     send,
@@ -59,9 +59,7 @@ from marketplace_api.webhooks.models import StripeEvent
 async def notify_order_paid(session: AsyncSession, payment_id: uuid.UUID) -> int:
     """The buyer's receipt (every order of the payment: items, amounts, vendor) and a "new paid
     order" email to each vendor. Call when the payment has succeeded and its orders are paid."""
-    payment = (
-        await fresh(session, select(Payment).where(Payment.id == payment_id))
-    ).scalar_one_or_none()
+    payment = await fresh_row(session, Payment, payment_id)
     if payment is None:
         return 0
     orders = list(
@@ -79,7 +77,7 @@ async def notify_orders_paid(
 ) -> int:
     """`notify_order_paid` for a payment and its orders (all of them, by id) the caller has
     just read in this transaction."""
-    buyer = await get_user(session, payment.buyer_id)
+    buyer = await fresh_row(session, User, payment.buyer_id)
     if not orders or buyer is None:
         return 0
     items = await order_items(session, [o.id for o in orders])
@@ -120,10 +118,10 @@ async def notify_orders_paid(
 
 async def notify_order_shipped(session: AsyncSession, order_id: uuid.UUID) -> int:
     """The buyer's "your order has shipped", with the shipment's carrier and tracking."""
-    order = await get_order(session, order_id)
+    order = await fresh_row(session, Order, order_id)
     if order is None:
         return 0
-    buyer = await get_user(session, order.buyer_id)
+    buyer = await fresh_row(session, User, order.buyer_id)
     if buyer is None:
         return 0
     shipment = (
@@ -145,15 +143,13 @@ async def notify_order_shipped(session: AsyncSession, order_id: uuid.UUID) -> in
 async def notify_refund_issued(session: AsyncSession, refund_id: uuid.UUID) -> int:
     """The buyer's "refund issued": call when the refund row has succeeded (and the order's
     `amount_refunded` includes it)."""
-    refund = (
-        await fresh(session, select(Refund).where(Refund.id == refund_id))
-    ).scalar_one_or_none()
+    refund = await fresh_row(session, Refund, refund_id)
     if refund is None:
         return 0
-    order = await get_order(session, refund.order_id)
+    order = await fresh_row(session, Order, refund.order_id)
     if order is None:
         return 0
-    buyer = await get_user(session, order.buyer_id)
+    buyer = await fresh_row(session, User, order.buyer_id)
     if buyer is None:
         return 0
     vendors = await vendor_contacts(session, [order.vendor_id])
@@ -181,7 +177,7 @@ async def notify_duplicate_payment_refunded(session: AsyncSession, duplicate_id:
     if row is None:
         return 0
     payment = await session.get(Payment, row.payment_id)
-    buyer = await get_user(session, payment.buyer_id) if payment is not None else None
+    buyer = await fresh_row(session, User, payment.buyer_id) if payment is not None else None
     if buyer is None:
         return 0
     context = {
@@ -204,9 +200,7 @@ async def notify_duplicate_payment_refunded(session: AsyncSession, duplicate_id:
 
 async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) -> int:
     """Each vendor of the disputed payment, with the evidence deadline."""
-    dispute = (
-        await fresh(session, select(Dispute).where(Dispute.id == dispute_id))
-    ).scalar_one_or_none()
+    dispute = await fresh_row(session, Dispute, dispute_id)
     if dispute is None:
         return 0
     orders = list(
@@ -233,15 +227,9 @@ async def notify_dispute_opened(session: AsyncSession, dispute_id: uuid.UUID) ->
     return len(await notify_many(session, emails))
 
 
-async def _transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer | None:
-    return (
-        await fresh(session, select(Transfer).where(Transfer.id == transfer_id))
-    ).scalar_one_or_none()
-
-
 async def notify_transfer_released(session: AsyncSession, transfer_id: uuid.UUID) -> int:
     """The vendor's "funds released": call when the transfer row is paid."""
-    transfer = await _transfer(session, transfer_id)
+    transfer = await fresh_row(session, Transfer, transfer_id)
     if transfer is None:
         return 0
     vendors = await vendor_contacts(session, [transfer.vendor_id])
@@ -299,9 +287,7 @@ async def notify_requirements_due(
     vendor row, and Stripe's `account.requirements.current_deadline` when given. Call after an
     account snapshot was applied. One email per distinct set of due requirements (an account
     updated ten times with the same requirements sends one); nothing when nothing is due."""
-    vendor = (
-        await fresh(session, select(Vendor).where(Vendor.id == vendor_id))
-    ).scalar_one_or_none()
+    vendor = await fresh_row(session, Vendor, vendor_id)
     if vendor is None:
         return 0
     currently_due = sorted(vendor.requirements_currently_due or [])
@@ -326,7 +312,7 @@ async def notify_requirements_due(
 
 async def notify_transfer_failed(session: AsyncSession, transfer_id: uuid.UUID) -> int:
     """Every active admin: a transfer to a vendor failed for good (one email per transfer)."""
-    transfer = await _transfer(session, transfer_id)
+    transfer = await fresh_row(session, Transfer, transfer_id)
     if transfer is None:
         return 0
     contacts = await vendor_contacts(session, [transfer.vendor_id])
@@ -361,9 +347,7 @@ async def notify_webhook_event_mismatched(session: AsyncSession, event_id: str) 
 
 
 async def _notify_event(session: AsyncSession, event_id: str, kind: Kind, *, attempts: bool) -> int:
-    event = (
-        await fresh(session, select(StripeEvent).where(StripeEvent.id == event_id))
-    ).scalar_one_or_none()
+    event = await fresh_row(session, StripeEvent, event_id)
     if event is None:
         return 0
     context: dict[str, Any] = {"event_id": event.id, "event_type": event.type}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Result, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.accounts.models import Role, User
 from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.service import Email, dedupe_key, notify_many
-from marketplace_api.orders.models import Order, OrderItem
+from marketplace_api.orders.models import OrderItem
 from marketplace_api.vendors.models import Vendor
 
 _Ts = TypeVarTuple("_Ts")
+_R = TypeVar("_R")
 
 
 async def fresh(session: AsyncSession, statement: Select[*_Ts]) -> Result[*_Ts]:
@@ -28,6 +29,12 @@ async def fresh(session: AsyncSession, statement: Select[*_Ts]) -> Result[*_Ts]:
     in the session refreshed (the caller may have changed them with a bulk UPDATE)."""
     await session.flush()
     return await session.execute(statement.execution_options(populate_existing=True))
+
+
+async def fresh_row(session: AsyncSession, model: type[_R], row_id: Any) -> _R | None:
+    """One row by primary key, as committed in this transaction (see `fresh`)."""
+    await session.flush()
+    return await session.get(model, row_id, populate_existing=True)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -88,10 +95,6 @@ async def vendor_contacts(
     return {vendor_id: (name, email) for vendor_id, name, email in rows.all()}
 
 
-async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return (await fresh(session, select(User).where(User.id == user_id))).scalar_one_or_none()
-
-
 def display_name(user: User) -> str:
     return user.full_name or user.email
 
@@ -103,7 +106,3 @@ async def admin_emails(session: AsyncSession) -> list[str]:
         .order_by(User.email)
     )
     return list(rows.scalars())
-
-
-async def get_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    return (await fresh(session, select(Order).where(Order.id == order_id))).scalar_one_or_none()

@@ -21,7 +21,6 @@ by `service.mark_deauthorized`, and an account update never revives it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -59,45 +58,32 @@ class AccountState:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def derive_status(
-    *,
-    charges_enabled: bool,
-    payouts_enabled: bool,
-    details_submitted: bool,
-    disabled_reason: str | None,
-    capabilities: Mapping[str, str],
-) -> VendorStatus:
+def derive_status(account: Account) -> VendorStatus:
+    disabled_reason = account.requirements.disabled_reason
     if disabled_reason and disabled_reason.startswith("rejected."):
         return VendorStatus.rejected
     if disabled_reason in DISABLING_REASONS:
         return VendorStatus.disabled
-    if not details_submitted:
+    if not account.details_submitted:
         return VendorStatus.onboarding
-    transfers = capabilities.get("transfers")
-    if charges_enabled and payouts_enabled and transfers in (None, "active"):
+    transfers = account.capabilities.get("transfers")
+    if account.charges_enabled and account.payouts_enabled and transfers in (None, "active"):
         return VendorStatus.active
     return VendorStatus.restricted
 
 
 def derive_account_state(account: Account) -> AccountState:
     requirements = account.requirements
-    disabled_reason = requirements.disabled_reason or None
     schedule = account.settings.payouts.schedule
     return AccountState(
         stripe_account_id=account.id,
-        status=derive_status(
-            charges_enabled=account.charges_enabled,
-            payouts_enabled=account.payouts_enabled,
-            details_submitted=account.details_submitted,
-            disabled_reason=disabled_reason,
-            capabilities=account.capabilities,
-        ),
+        status=derive_status(account),
         charges_enabled=account.charges_enabled,
         payouts_enabled=account.payouts_enabled,
         details_submitted=account.details_submitted,
         requirements_currently_due=list(requirements.currently_due),
         requirements_past_due=list(requirements.past_due),
-        requirements_disabled_reason=disabled_reason,
+        requirements_disabled_reason=requirements.disabled_reason or None,
         capabilities=dict(account.capabilities),
         payout_schedule=dict(schedule) if schedule is not None else None,
     )

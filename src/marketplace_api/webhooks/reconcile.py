@@ -72,22 +72,6 @@ class ReconcileReport:
     )
     errors: list[str] = field(default_factory=list)
 
-    @property
-    def payments_checked(self) -> int:
-        return self.payments.checked
-
-    @property
-    def payments_changed(self) -> list[str]:
-        return self.payments.changed
-
-    @property
-    def vendors_checked(self) -> int:
-        return self.vendors.checked
-
-    @property
-    def vendors_changed(self) -> list[str]:
-        return self.vendors.changed
-
     def render(self) -> str:
         lines = [
             f"events: {self.events_attempted} due event(s) attempted"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
@@ -50,6 +51,13 @@ CLOSED_DISPUTE_STATUSES = ("won", "lost", "prevented", "warning_closed")
 PAYOUT_EVENTS = {"paid": "payout.paid", "failed": "payout.failed"}
 
 
+def _stuck(
+    model: type[Refund | Transfer | TransferReversal], statuses: Sequence[Any], before: datetime
+) -> ColumnElement[bool]:
+    """Rows still in one of `statuses`, created before `before` (their answer is overdue)."""
+    return and_(model.status.in_(statuses), model.created_at <= before)
+
+
 def _account(charge_type: ChargeType, account: str | None) -> str | None:
     """Direct charges (and everything hanging off them) live on the connected account."""
     return account if charge_type is ChargeType.direct else None
@@ -83,7 +91,7 @@ async def reconcile_refunds(run: Pass, tally: Tally, *, age: timedelta) -> None:
             Payment.stripe_account_id,
         )
         .join(Payment, Payment.id == Refund.payment_id)
-        .where(Refund.status == RefundStatus.pending, Refund.created_at <= run.now - age)
+        .where(_stuck(Refund, (RefundStatus.pending,), run.now - age))
     )
     await reconcile_kind(run, tally, kind="refund", model=Refund, query=query, fetch=fetch)
 
@@ -101,8 +109,7 @@ async def reconcile_transfers(run: Pass, tally: Tally, *, age: timedelta) -> Non
         select(Transfer.id, Transfer.status, Payment.transfer_group)
         .join(Payment, Payment.id == Transfer.payment_id)
         .where(
-            Transfer.status.in_((TransferStatus.pending, TransferStatus.failed)),
-            Transfer.created_at <= run.now - age,
+            _stuck(Transfer, (TransferStatus.pending, TransferStatus.failed), run.now - age),
             Payment.transfer_group.is_not(None),
         )
     )
@@ -128,8 +135,9 @@ async def reconcile_reversals(run: Pass, tally: Tally, *, age: timedelta) -> Non
         select(TransferReversal.id, TransferReversal.status, Transfer.stripe_transfer_id)
         .join(Transfer, Transfer.id == TransferReversal.transfer_id)
         .where(
-            TransferReversal.status.in_((ReversalStatus.pending, ReversalStatus.failed)),
-            TransferReversal.created_at <= run.now - age,
+            _stuck(
+                TransferReversal, (ReversalStatus.pending, ReversalStatus.failed), run.now - age
+            ),
             Transfer.stripe_transfer_id.is_not(None),
         )
     )
