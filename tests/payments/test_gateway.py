@@ -14,6 +14,7 @@ from marketplace_api.integrations.stripe import (
     StripeUnavailable,
     build_stripe_client,
 )
+from marketplace_api.integrations.stripe.objects import PaymentIntent, parse_object
 from tests.fixtures.stripe import form, ok, stripe_error
 
 
@@ -123,3 +124,45 @@ async def test_webhook_endpoint_calls_go_through_the_shared_wrapper(
         )
     assert _count("WebhookEndpoint.list", "APIError") == listed + 1
     assert _count("WebhookEndpoint.create", "APIError") == created + 1
+
+
+async def test_an_expanded_charge_is_read_and_dumped_back_in_stripes_shape(
+    settings: Settings, stripe_api: respx.MockRouter
+) -> None:
+    # `latest_charge` stays the charge's id; what the expansion carries (the destination
+    # transfer, Stripe's fee) is read beside it, and a dump is the JSON Stripe sent.
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "transfer": {"id": "tr_1", "object": "transfer"},
+        "balance_transaction": {
+            "id": "txn_1",
+            "object": "balance_transaction",
+            "amount": 2500,
+            "fee": 103,
+        },
+    }
+    route = stripe_api.get("/v1/payment_intents/pi_3").mock(
+        return_value=ok(
+            {
+                "id": "pi_3",
+                "object": "payment_intent",
+                "status": "succeeded",
+                "amount": 2500,
+                "currency": "usd",
+                "latest_charge": charge,
+            }
+        )
+    )
+    intent = await _gateway(settings).retrieve_payment_intent("pi_3")
+    assert route.calls.last.request.url.params["expand[0]"] == "latest_charge"
+    assert intent.latest_charge == "ch_1"
+    assert intent.expanded_latest_charge is not None
+    assert intent.expanded_latest_charge.transfer == "tr_1"
+    assert intent.expanded_latest_charge.expanded_balance_transaction is not None
+    assert intent.expanded_latest_charge.expanded_balance_transaction.fee == 103
+    dumped = intent.model_dump()
+    assert dumped["latest_charge"]["id"] == "ch_1"
+    assert dumped["latest_charge"]["balance_transaction"]["fee"] == 103
+    assert "expanded_latest_charge" not in dumped
+    assert parse_object(PaymentIntent, dumped) == intent
