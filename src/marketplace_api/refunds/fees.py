@@ -73,8 +73,9 @@ async def reconcile_fee_refunds(
         expected_account=None,  # application fees are the platform's objects
         references={"account": order.vendor_stripe_account_id if order else None},
     )
-    fee_refunds = fee.refunds.data if fee.refunds is not None else None
-    if order is None or fee.refunds is None or fee_refunds is None or fee.refunds.has_more:
+    refunds = fee.refunds
+    fee_refunds = refunds.data if refunds is not None and not refunds.has_more else None
+    if order is None or fee_refunds is None:
         logger.info("application fee refunds not comparable", extra={"fee": fee_id})
         return 0
     count, ours = (

@@ -249,7 +249,7 @@ class Account(StripeModel):
     settings: Part[AccountSettings] = Field(default_factory=lambda: AccountSettings())
 
 
-# --- added for the gateway's answers -----------------------------------------------------------
+# --- the gateway's other answers, and the objects of account and fee events -----------------
 
 
 class BalanceTransaction(StripeModel):
