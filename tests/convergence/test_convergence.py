@@ -246,8 +246,8 @@ async def _world(
             metadata={"vendor_id": str(vendor.id)},
             idempotency_key=f"vendor:{vendor.id}:account",
         )
-        sim.complete_onboarding(created["id"])
-        vendor.stripe_account_id = created["id"]
+        sim.complete_onboarding(created.id)
+        vendor.stripe_account_id = created.id
         await session.commit()
         vendors[charge_type.value] = vendor
         listings[charge_type.value] = (await make_listing(session, vendor, price=2500, stock=50)).id

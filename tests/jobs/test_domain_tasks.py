@@ -75,6 +75,8 @@ async def test_expire_reservations_job_cancels_abandoned_payments(
                 "id": abandoned.stripe_payment_intent_id,
                 "object": "payment_intent",
                 "status": "canceled",
+                "amount": abandoned.amount,
+                "currency": abandoned.currency,
             }
         )
     )

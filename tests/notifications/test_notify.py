@@ -191,10 +191,10 @@ async def test_vendor_account_and_admin_webhook_emails(
 
     assert await n.notify_requirements_due(session, vendor.id) == 0  # nothing due
     vendor.requirements_currently_due = ["external_account", "tos_acceptance.date"]
-    requirements = {"current_deadline": 1796000000}
-    assert await n.notify_requirements_due(session, vendor.id, requirements=requirements) == 1
+    deadline = 1796000000
+    assert await n.notify_requirements_due(session, vendor.id, deadline=deadline) == 1
     # The same requirements again (another account.updated): nothing new.
-    assert await n.notify_requirements_due(session, vendor.id, requirements=requirements) == 0
+    assert await n.notify_requirements_due(session, vendor.id, deadline=deadline) == 0
 
     session.add(
         StripeEvent(

@@ -423,8 +423,8 @@ async def test_reconcile_reports_an_intent_fault_and_the_next_run_applies_it(
 
     first = await reconcile(sessions, gateway, now=later)
 
-    assert first.payments_checked == 1
-    assert first.payments_changed == []
+    assert first.payments.checked == 1
+    assert first.payments.changed == []
     assert len(first.errors) == 1
     assert first.errors[0].startswith(f"payment {payment.id}: {fault.code}")
     assert (await only_payment(session)).status is PaymentStatus.requires_payment
@@ -432,7 +432,7 @@ async def test_reconcile_reports_an_intent_fault_and_the_next_run_applies_it(
     second = await reconcile(sessions, gateway, now=later)
 
     assert second.errors == []
-    assert second.payments_changed == [f"{payment.id}: requires_payment -> succeeded"]
+    assert second.payments.changed == [f"{payment.id}: requires_payment -> succeeded"]
     assert route.call_count == 2
     payment = await only_payment(session)
     assert payment.status is PaymentStatus.succeeded

@@ -165,8 +165,8 @@ async def test_reconcile_reports_an_account_fault_and_the_next_run_applies_it(
 
     first = await reconcile(sessions, gateway, now=now)
 
-    assert first.vendors_checked == 1
-    assert first.vendors_changed == []
+    assert first.vendors.checked == 1
+    assert first.vendors.changed == []
     assert len(first.errors) == 1
     assert first.errors[0].startswith(f"vendor {vendor.id}: {fault.code}")
     assert (await stored(session, vendor.id)).status is VendorStatus.onboarding
@@ -174,7 +174,7 @@ async def test_reconcile_reports_an_account_fault_and_the_next_run_applies_it(
     second = await reconcile(sessions, gateway, now=now)
 
     assert second.errors == []
-    assert second.vendors_changed == [f"{vendor.id}: onboarding -> active"]
+    assert second.vendors.changed == [f"{vendor.id}: onboarding -> active"]
     assert route.call_count == 2
     assert (await stored(session, vendor.id)).status is VendorStatus.active
 

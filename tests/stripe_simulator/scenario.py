@@ -4,15 +4,15 @@ request shapes the stripe SDK really sends (recorded by respx) for the validatio
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.integrations.stripe.objects import Account
 from marketplace_api.stripe_simulator import StripeSimulator
 
 
 async def onboarded_account(
     gateway: StripeGateway, sim: StripeSimulator, key: str = "vendor:1:account"
-) -> dict[str, Any]:
+) -> Account:
     account = await gateway.create_express_account(
         country="US",
         email="vendor@example.com",
@@ -21,7 +21,7 @@ async def onboarded_account(
         metadata={"vendor_id": key},
         idempotency_key=key,
     )
-    sim.complete_onboarding(account["id"])
+    sim.complete_onboarding(account.id)
     return account
 
 
@@ -37,13 +37,13 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         idempotency_key="vendor:v1:account",
     )
     called.add("create_express_account")
-    acct = account["id"]
+    acct = account.id
     await gateway.create_account_link(
         acct, refresh_url="https://shop/r", return_url="https://shop/ret", idempotency_key="l1"
     )
     called.add("create_account_link")
     sim.complete_onboarding(acct)
-    assert (await gateway.retrieve_account(acct))["charges_enabled"] is True
+    assert (await gateway.retrieve_account(acct)).charges_enabled is True
     called.add("retrieve_account")
     await gateway.create_login_link(acct, idempotency_key="ll1")
     called.add("create_login_link")
@@ -78,12 +78,13 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         statement_descriptor_suffix="ORDER 1",
     )
     called.add("create_payment_intent")
-    sim.confirm_payment_intent(dest["id"], "pm_card_visa")
-    intent = await gateway.retrieve_payment_intent(dest["id"])
+    sim.confirm_payment_intent(dest.id, "pm_card_visa")
+    intent = await gateway.retrieve_payment_intent(dest.id)
     called.add("retrieve_payment_intent")
-    assert intent["latest_charge"]["transfer"]
+    assert intent.expanded_latest_charge is not None
+    assert intent.expanded_latest_charge.transfer
     await gateway.create_refund(
-        payment_intent=dest["id"],
+        payment_intent=dest.id,
         amount=2_500,
         reason="requested_by_customer",
         metadata={"refund_id": "r1"},
@@ -102,9 +103,9 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         stripe_account=acct,
         application_fee_amount=500,
     )
-    await gateway.retrieve_payment_intent(direct["id"], stripe_account=acct)
+    await gateway.retrieve_payment_intent(direct.id, stripe_account=acct)
     await gateway.cancel_payment_intent(
-        direct["id"], idempotency_key="payment:p2:cancel", stripe_account=acct
+        direct.id, idempotency_key="payment:p2:cancel", stripe_account=acct
     )
     called.add("cancel_payment_intent")
     paid = await gateway.create_payment_intent(
@@ -115,9 +116,9 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         stripe_account=acct,
         application_fee_amount=500,
     )
-    sim.confirm_payment_intent(paid["id"])
+    sim.confirm_payment_intent(paid.id)
     await gateway.create_refund(
-        payment_intent=paid["id"],
+        payment_intent=paid.id,
         amount=5_000,
         reason="duplicate",
         metadata={"refund_id": "r2"},
@@ -142,7 +143,7 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         statement_descriptor_suffix="ORDER 4",
     )
     called.add("create_checkout_session")
-    paid_session = sim.pay_checkout_session(session["id"], "pm_card_visa")
+    paid_session = sim.pay_checkout_session(session.id, "pm_card_visa")
     charge = sim.state.payment_intents[paid_session["payment_intent"]]["latest_charge"]
     transfer = await gateway.create_transfer(
         amount=4_000,
@@ -155,7 +156,7 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
     )
     called.add("create_transfer")
     await gateway.create_transfer_reversal(
-        transfer["id"], amount=1_000, metadata={"reversal_id": "rv1"}, idempotency_key="rv:1"
+        transfer.id, amount=1_000, metadata={"reversal_id": "rv1"}, idempotency_key="rv:1"
     )
     called.add("create_transfer_reversal")
     other = await gateway.create_checkout_session(
@@ -170,23 +171,23 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
         application_fee_amount=90,
         transfer_destination=acct,
     )
-    await gateway.expire_checkout_session(other["id"], idempotency_key="payment:p5:expire")
+    await gateway.expire_checkout_session(other.id, idempotency_key="payment:p5:expire")
     called.add("expire_checkout_session")
     await gateway.retrieve_balance(acct)
     called.add("retrieve_balance")
 
     # The reads of `reconcile`: retrieve or list each kind of object, on the account it lives on.
-    [refund] = await gateway.list_refunds(payment_intent=dest["id"])
-    assert (await gateway.retrieve_refund(refund["id"]))["metadata"] == {"refund_id": "r1"}
-    assert len(await gateway.list_refunds(payment_intent=paid["id"], stripe_account=acct)) == 1
-    assert (await gateway.list_transfers(transfer_group="payment:p4"))[0]["id"] == transfer["id"]
-    assert (await gateway.retrieve_transfer(transfer["id"]))["amount_reversed"] == 1_000
-    assert len(await gateway.list_transfer_reversals(transfer["id"])) == 1
-    assert (await gateway.retrieve_checkout_session(session["id"]))["status"] == "complete"
+    [refund] = await gateway.list_refunds(payment_intent=dest.id)
+    assert (await gateway.retrieve_refund(refund.id)).metadata == {"refund_id": "r1"}
+    assert len(await gateway.list_refunds(payment_intent=paid.id, stripe_account=acct)) == 1
+    assert (await gateway.list_transfers(transfer_group="payment:p4"))[0].id == transfer.id
+    assert (await gateway.retrieve_transfer(transfer.id)).amount_reversed == 1_000
+    assert len(await gateway.list_transfer_reversals(transfer.id)) == 1
+    assert (await gateway.retrieve_checkout_session(session.id)).status == "complete"
     dispute = sim.open_dispute(charge)
-    assert (await gateway.retrieve_dispute(dispute["id"]))["status"] == "needs_response"
+    assert (await gateway.retrieve_dispute(dispute["id"])).status == "needs_response"
     since = int(time.time()) - 3600
-    assert [d["id"] for d in await gateway.list_disputes(created_since=since)] == [dispute["id"]]
+    assert [d.id for d in await gateway.list_disputes(created_since=since)] == [dispute["id"]]
     assert await gateway.list_disputes(created_since=since, stripe_account=acct) == []
     assert await gateway.list_payouts(stripe_account=acct, created_since=since) == []
     called |= {

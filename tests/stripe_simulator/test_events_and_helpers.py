@@ -37,9 +37,9 @@ async def test_every_delivery_verifies_with_its_endpoints_secret_only(
         metadata={"payment_id": "p"},
         idempotency_key="p",
         application_fee_amount=200,
-        transfer_destination=account["id"],
+        transfer_destination=account.id,
     )
-    sim.confirm_payment_intent(intent["id"])
+    sim.confirm_payment_intent(intent.id)
     deliveries = sim.take_deliveries()
     assert deliveries
     for delivery in deliveries:
@@ -59,23 +59,23 @@ async def test_connect_events_carry_the_account_and_go_to_the_connect_endpoint(
 ) -> None:
     account = await onboarded_account(gateway, sim)
     by_type = {(d.type, d.account) for d in sim.take_deliveries()}
-    assert ("account.updated", account["id"]) in by_type
-    assert ("capability.updated", account["id"]) in by_type
+    assert ("account.updated", account.id) in by_type
+    assert ("capability.updated", account.id) in by_type
     direct = await gateway.create_payment_intent(
         amount=1000,
         currency="usd",
         metadata={},
         idempotency_key="d",
-        stripe_account=account["id"],
+        stripe_account=account.id,
         application_fee_amount=100,
     )
-    sim.confirm_payment_intent(direct["id"])
+    sim.confirm_payment_intent(direct.id)
     routed = {(d.type, d.account) for d in sim.take_deliveries()}
-    assert ("payment_intent.succeeded", account["id"]) in routed  # direct: a Connect event
+    assert ("payment_intent.succeeded", account.id) in routed  # direct: a Connect event
     assert ("application_fee.created", None) in routed  # the fee is the platform's
     event = sim.events_of("payment_intent.succeeded")[-1]
-    assert event["account"] == account["id"]
-    assert event["data"]["object"]["id"] == direct["id"]
+    assert event["account"] == account.id
+    assert event["data"]["object"]["id"] == direct.id
 
 
 async def test_an_endpoint_gets_only_its_subscribed_types(sim: StripeSimulator) -> None:
@@ -104,7 +104,7 @@ async def test_test_cards_behave_like_stripes(gateway: StripeGateway, sim: Strip
         created = await gateway.create_payment_intent(
             amount=1500, currency="eur", metadata={}, idempotency_key=key
         )
-        return str(created["id"])
+        return str(created.id)
 
     declined = sim.confirm_payment_intent(await intent("a"), "pm_card_chargeDeclined")
     assert declined["status"] == "requires_payment_method"
@@ -138,7 +138,7 @@ async def test_a_won_dispute_reinstates_the_funds(
     created = await gateway.create_payment_intent(
         amount=1500, currency="usd", metadata={}, idempotency_key="a"
     )
-    intent = sim.confirm_payment_intent(created["id"], "pm_card_visa")
+    intent = sim.confirm_payment_intent(created.id, "pm_card_visa")
     dispute = sim.open_dispute(intent["latest_charge"])
     sim.close_dispute(dispute["id"], won=True)
     assert sim.events_of("charge.dispute.funds_reinstated")
@@ -151,17 +151,17 @@ async def test_a_refund_that_fails_later_restores_the_charge(
     created = await gateway.create_payment_intent(
         amount=3000, currency="usd", metadata={}, idempotency_key="a"
     )
-    sim.confirm_payment_intent(created["id"])
+    sim.confirm_payment_intent(created.id)
     refund = await gateway.create_refund(
-        payment_intent=created["id"],
+        payment_intent=created.id,
         amount=1000,
         reason="requested_by_customer",
         metadata={},
         idempotency_key="r",
     )
-    failed = sim.fail_refund(refund["id"])
+    failed = sim.fail_refund(refund.id)
     assert failed["status"] == "failed"
-    charge = sim.state.charges[refund["charge"]]
+    charge = sim.state.charges[refund.charge]
     assert charge["amount_refunded"] == 0
     assert {"refund.failed", "refund.updated"} <= {e["type"] for e in sim.events_of()}
 
@@ -176,10 +176,10 @@ async def test_time_makes_funds_available_pays_out_and_expires_sessions(
         metadata={},
         idempotency_key="a",
         application_fee_amount=500,
-        transfer_destination=account["id"],
+        transfer_destination=account.id,
     )
-    sim.confirm_payment_intent(created["id"])
-    assert sim.balances(account["id"])["usd"] == {"available": 0, "pending": 4500}
+    sim.confirm_payment_intent(created.id)
+    assert sim.balances(account.id)["usd"] == {"available": 0, "pending": 4500}
     import time
 
     session = await gateway.create_checkout_session(
@@ -193,14 +193,14 @@ async def test_time_makes_funds_available_pays_out_and_expires_sessions(
         idempotency_key="cs",
     )
     events = sim.advance_time(2 * DAY)
-    assert sim.state.checkout_sessions[session["id"]]["status"] == "expired"
+    assert sim.state.checkout_sessions[session.id]["status"] == "expired"
     assert {"checkout.session.expired", "payout.created"} <= {e["type"] for e in events}
     payout = next(iter(sim.state.payouts.values()))
-    assert (payout["amount"], sim.state.owner[payout["id"]]) == (4500, account["id"])
-    assert sim.balances(account["id"])["usd"]["available"] == 0
+    assert (payout["amount"], sim.state.owner[payout["id"]]) == (4500, account.id)
+    assert sim.balances(account.id)["usd"]["available"] == 0
     later = sim.advance_time(DAY)
     assert [e["type"] for e in later] == ["payout.paid"]
-    assert later[0]["account"] == account["id"]
+    assert later[0]["account"] == account.id
 
 
 async def test_state_survives_a_restart_through_its_file(tmp_path: Path) -> None:
@@ -230,18 +230,18 @@ async def test_a_refused_refund_changes_nothing(
         metadata={},
         idempotency_key="a",
         application_fee_amount=400,
-        transfer_destination=account["id"],
+        transfer_destination=account.id,
     )
-    intent = sim.confirm_payment_intent(created["id"])
+    intent = sim.confirm_payment_intent(created.id)
     charge = sim.state.charges[intent["latest_charge"]]
     # The platform took the whole destination transfer back by hand first.
     await gateway.create_transfer_reversal(
         charge["transfer"], amount=4000, metadata={}, idempotency_key="manual"
     )
-    balances = (sim.balances(None), sim.balances(account["id"]))
+    balances = (sim.balances(None), sim.balances(account.id))
     with pytest.raises(StripeRequestRejected):
         await gateway.create_refund(
-            payment_intent=created["id"],
+            payment_intent=created.id,
             amount=1000,
             reason="requested_by_customer",
             metadata={},
@@ -250,7 +250,7 @@ async def test_a_refused_refund_changes_nothing(
         )
     assert sim.state.refunds == {}
     assert sim.state.charges[charge["id"]]["amount_refunded"] == 0
-    assert (sim.balances(None), sim.balances(account["id"])) == balances
+    assert (sim.balances(None), sim.balances(account.id)) == balances
 
 
 async def test_pending_deliveries_post_signed_to_an_asgi_app(sim: StripeSimulator) -> None:
@@ -295,14 +295,14 @@ async def test_an_application_fee_refunded_by_itself_moves_it_back_to_the_vendor
         metadata={},
         idempotency_key="a",
         application_fee_amount=300,
-        transfer_destination=account["id"],
+        transfer_destination=account.id,
     )
-    charge = sim.state.charges[sim.confirm_payment_intent(created["id"])["latest_charge"]]
+    charge = sim.state.charges[sim.confirm_payment_intent(created.id)["latest_charge"]]
     fee_id = charge["application_fee"]
     refund = await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 100})
     assert (refund.amount, refund.fee) == (100, fee_id)
     assert sim.state.application_fees[fee_id]["amount_refunded"] == 100
     assert sim.events_of("application_fee.refunded")[-1]["data"]["object"]["id"] == fee_id
-    assert sim.balances(account["id"])["usd"]["pending"] == 2000 - 300 + 100
+    assert sim.balances(account.id)["usd"]["pending"] == 2000 - 300 + 100
     with pytest.raises(stripe.InvalidRequestError):
         await client.v1.application_fees.refunds.create_async(fee_id, params={"amount": 201})

@@ -136,18 +136,18 @@ async def test_a_fee_above_the_amount_and_an_inactive_destination_are_refused(
             params={
                 "amount": 1000,
                 "currency": "usd",
-                "transfer_data": {"destination": fresh["id"]},
+                "transfer_data": {"destination": fresh.id},
             }
         )
     assert caught.value.code == "insufficient_capabilities_for_transfer"
-    sim.complete_onboarding(fresh["id"])
+    sim.complete_onboarding(fresh.id)
     with pytest.raises(stripe.InvalidRequestError) as caught:
         await client.v1.payment_intents.create_async(
             params={
                 "amount": 1000,
                 "currency": "usd",
                 "application_fee_amount": 1001,
-                "transfer_data": {"destination": fresh["id"]},
+                "transfer_data": {"destination": fresh.id},
             }
         )
     assert caught.value.param == "application_fee_amount"
@@ -226,19 +226,19 @@ async def test_stripe_account_scopes_objects_and_unknown_accounts_are_refused(
         currency="usd",
         metadata={},
         idempotency_key="d1",
-        stripe_account=account["id"],
+        stripe_account=account.id,
         application_fee_amount=100,
     )
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        await client.v1.payment_intents.retrieve_async(direct["id"])
+        await client.v1.payment_intents.retrieve_async(direct.id)
     assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
     found = await client.v1.payment_intents.retrieve_async(
-        direct["id"], options={"stripe_account": account["id"]}
+        direct.id, options={"stripe_account": account.id}
     )
-    assert found.id == direct["id"]
+    assert found.id == direct.id
     with pytest.raises(stripe.PermissionError):
         await client.v1.payment_intents.retrieve_async(
-            direct["id"], options={"stripe_account": "acct_unknown"}
+            direct.id, options={"stripe_account": "acct_unknown"}
         )
 
 

@@ -14,7 +14,14 @@ from marketplace_api.vendors import events, service
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import HANDLER_MODULES, EventContext, load_handlers
-from tests.fixtures.accounts import NO_REQUIREMENTS, account, active_account, make_vendor, ts
+from tests.fixtures.accounts import (
+    NO_REQUIREMENTS,
+    account,
+    active_account,
+    as_account,
+    make_vendor,
+    ts,
+)
 from tests.fixtures.stripe import event, stripe_id
 
 T0 = 1_793_000_000
@@ -49,7 +56,7 @@ async def test_snapshot_found_by_metadata_adopts_the_account(session: AsyncSessi
     # The create answer was never stored (crash between Stripe and our commit).
     vendor = await make_vendor(session)
     acct = active_account("acct_adopted", vendor_id=vendor.id)
-    updated = await service.apply_stripe_account(session, acct, observed_at=ts(T0))
+    updated = await service.apply_stripe_account(session, as_account(acct), observed_at=ts(T0))
     assert updated is not None
     assert updated.id == vendor.id
     assert updated.stripe_account_id == "acct_adopted"
@@ -61,7 +68,7 @@ async def test_snapshot_found_by_metadata_adopts_the_account(session: AsyncSessi
 async def test_snapshot_found_by_account_id_without_metadata(session: AsyncSession) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_known")
     updated = await service.apply_stripe_account(
-        session, account("acct_known", details_submitted=True), observed_at=ts(T0)
+        session, as_account(account("acct_known", details_submitted=True)), observed_at=ts(T0)
     )
     assert updated is not None
     assert updated.id == vendor.id
@@ -71,7 +78,10 @@ async def test_snapshot_found_by_account_id_without_metadata(session: AsyncSessi
 
 async def test_unknown_account_matches_no_vendor(session: AsyncSession) -> None:
     await make_vendor(session, stripe_account_id="acct_mine")
-    assert await service.apply_stripe_account(session, account(), observed_at=ts(T0)) is None
+    assert (
+        await service.apply_stripe_account(session, as_account(account()), observed_at=ts(T0))
+        is None
+    )
 
 
 async def test_metadata_of_a_vendor_with_another_account_does_not_hijack_it(
@@ -81,7 +91,7 @@ async def test_metadata_of_a_vendor_with_another_account_does_not_hijack_it(
     orphan = active_account("acct_orphan", vendor_id=vendor.id)
     # Our vendor's id on another account is a disagreement to show the operator, not adopted.
     with pytest.raises(Mismatch):
-        await service.apply_stripe_account(session, orphan, observed_at=ts(T0))
+        await service.apply_stripe_account(session, as_account(orphan), observed_at=ts(T0))
     await session.refresh(vendor)
     assert vendor.stripe_account_id == "acct_stored"
     assert vendor.status is VendorStatus.onboarding
@@ -90,10 +100,10 @@ async def test_metadata_of_a_vendor_with_another_account_does_not_hijack_it(
 async def test_older_snapshot_never_overwrites_a_newer_one(session: AsyncSession) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_order")
     await service.apply_stripe_account(
-        session, active_account("acct_order"), observed_at=ts(T0 + 10)
+        session, as_account(active_account("acct_order")), observed_at=ts(T0 + 10)
     )
     stale = await service.apply_stripe_account(
-        session, account("acct_order"), observed_at=ts(T0 + 5)
+        session, as_account(account("acct_order")), observed_at=ts(T0 + 5)
     )
     assert stale is not None
     assert stale.id == vendor.id
@@ -102,10 +112,12 @@ async def test_older_snapshot_never_overwrites_a_newer_one(session: AsyncSession
     # A newer one applies.
     newer = await service.apply_stripe_account(
         session,
-        account(
-            "acct_order",
-            details_submitted=True,
-            requirements={**NO_REQUIREMENTS, "disabled_reason": "rejected.fraud"},
+        as_account(
+            account(
+                "acct_order",
+                details_submitted=True,
+                requirements={**NO_REQUIREMENTS, "disabled_reason": "rejected.fraud"},
+            )
         ),
         observed_at=ts(T0 + 20),
     )
@@ -125,7 +137,7 @@ async def test_deauthorized_vendor_is_disabled_for_good(session: AsyncSession) -
     assert not gone.can_accept_payments
     # A later account snapshot (even newer) does not revive it.
     after = await service.apply_stripe_account(
-        session, active_account("acct_gone"), observed_at=ts(T0 + 60)
+        session, as_account(active_account("acct_gone")), observed_at=ts(T0 + 60)
     )
     assert after is not None
     assert after.status is VendorStatus.disabled
@@ -209,7 +221,9 @@ async def test_account_updated_for_unknown_account_is_ignored(session: AsyncSess
 
 async def test_capability_lost_downgrades_active_vendor(session: AsyncSession) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_cap")
-    await service.apply_stripe_account(session, active_account("acct_cap"), observed_at=ts(T0))
+    await service.apply_stripe_account(
+        session, as_account(active_account("acct_cap")), observed_at=ts(T0)
+    )
     evt = event(
         "capability.updated",
         capability("acct_cap", "card_payments", "inactive"),
@@ -231,7 +245,9 @@ async def test_transfers_capability_lost_downgrades_but_keeps_charges(
     session: AsyncSession,
 ) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_tr")
-    await service.apply_stripe_account(session, active_account("acct_tr"), observed_at=ts(T0))
+    await service.apply_stripe_account(
+        session, as_account(active_account("acct_tr")), observed_at=ts(T0)
+    )
     evt = event(
         "capability.updated",
         capability("acct_tr", "transfers", "pending"),
@@ -248,7 +264,7 @@ async def test_transfers_capability_lost_downgrades_but_keeps_charges(
 async def test_capability_active_does_not_upgrade_alone(session: AsyncSession) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_up")
     await service.apply_stripe_account(
-        session, account("acct_up", details_submitted=True), observed_at=ts(T0)
+        session, as_account(account("acct_up", details_submitted=True)), observed_at=ts(T0)
     )
     evt = event(
         "capability.updated",
@@ -264,7 +280,9 @@ async def test_capability_active_does_not_upgrade_alone(session: AsyncSession) -
 
 async def test_capability_older_than_snapshot_is_ignored(session: AsyncSession) -> None:
     vendor = await make_vendor(session, stripe_account_id="acct_old")
-    await service.apply_stripe_account(session, active_account("acct_old"), observed_at=ts(T0))
+    await service.apply_stripe_account(
+        session, as_account(active_account("acct_old")), observed_at=ts(T0)
+    )
     evt = event(
         "capability.updated",
         capability("acct_old", "card_payments", "inactive"),

@@ -19,7 +19,7 @@ from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.binding import is_older
-from tests.fixtures.accounts import account, active_account, make_vendor, ts
+from tests.fixtures.accounts import account, active_account, as_account, make_vendor, ts
 from tests.fixtures.catalog import payment_intent
 from tests.fixtures.money import deliver, dispute_json, make_paid
 from tests.fixtures.stripe import event
@@ -41,7 +41,7 @@ async def test_account_updated_of_the_refresh_second_is_applied(
     vendor_id = vendor.id
     # refresh-status stored Stripe's answer at T0.700 (when it asked)
     await vendors.apply_stripe_account(
-        session, account("acct_same_second"), observed_at=ts(T0) + SUB_SECOND
+        session, as_account(account("acct_same_second")), observed_at=ts(T0) + SUB_SECOND
     )
     await session.commit()
     snapshot = event(

@@ -130,16 +130,16 @@ async def test_reconcile_brings_stuck_payments_and_vendors_to_stripes_state(
     assert refreshed is not None
     assert refreshed.status is VendorStatus.active
 
-    assert report.payments_checked == 3
-    assert sorted(report.payments_changed) == sorted(
+    assert report.payments.checked == 3
+    assert sorted(report.payments.changed) == sorted(
         [
             f"{destination.id}: requires_payment -> succeeded",
             f"{direct.id}: requires_payment -> succeeded",
             f"{processing.id}: requires_payment -> processing",
         ]
     )
-    assert report.vendors_checked == 5  # every vendor, active ones included
-    assert report.vendors_changed == [f"{vendor.id}: onboarding -> active"]
+    assert report.vendors.checked == 5  # every vendor, active ones included
+    assert report.vendors.changed == [f"{vendor.id}: onboarding -> active"]
     assert report.errors == []
     assert "payments: 3 checked, 3 changed" in report.render()
 
@@ -184,7 +184,7 @@ async def test_reconcile_reports_stripe_errors_and_carries_on(
     assert await _status(session, fine.id) is PaymentStatus.canceled
     [error] = report.errors
     assert error.startswith(f"payment {broken.id}: stripe_unavailable:")
-    assert report.payments_changed == [f"{fine.id}: requires_payment -> canceled"]
+    assert report.payments.changed == [f"{fine.id}: requires_payment -> canceled"]
 
 
 async def test_reconcile_retries_due_events_and_optionally_failed_ones(

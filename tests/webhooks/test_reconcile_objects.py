@@ -482,7 +482,7 @@ async def test_every_vendor_is_visited_round_robin_active_ones_included(
 
     for _ in range(3 + others):
         report = await run(batch_size=1)
-        assert report.vendors_checked == 1  # the bound
+        assert report.vendors.checked == 1  # the bound
 
     ours = {str(v.stripe_account_id) for v in vendors}
     assert ours <= set(visited)

@@ -107,13 +107,11 @@ async def ensure_payment_intent(
                 Payment.id == payment.id,
                 or_(
                     Payment.stripe_payment_intent_id.is_(None),
-                    Payment.stripe_payment_intent_id == intent["id"],
+                    Payment.stripe_payment_intent_id == intent.id,
                 ),
                 Payment.client_secret.is_(None),
             )
-            .values(
-                stripe_payment_intent_id=intent["id"], client_secret=intent.get("client_secret")
-            )
+            .values(stripe_payment_intent_id=intent.id, client_secret=intent.client_secret)
             .returning(Payment)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
@@ -196,10 +194,10 @@ async def cancel_payment(
             intent = await gateway.retrieve_payment_intent(
                 intent_id, stripe_account=payment.stripe_account_id
             )
-            await apply_payment_intent(session, intent, observed_at=now)
+            await apply_payment_intent(session, intent.model_dump(), observed_at=now)
             await session.commit()
             await session.refresh(payment)
-            if intent.get("status") != "canceled":
+            if intent.status != "canceled":
                 return payment
     locked = await lock_payment(session, payment.id)
     if locked is not None and locked.status in PAYABLE_STATUSES:
@@ -352,8 +350,8 @@ async def create_checkout_session(
     await session.execute(
         update(Payment)
         .where(Payment.id == payment.id, Payment.checkout_session_seq == seq)
-        .values(checkout_session_id=created["id"], checkout_session_url=created.get("url"))
+        .values(checkout_session_id=created.id, checkout_session_url=created.url)
         .execution_options(synchronize_session=False)
     )
     await session.commit()
-    return CheckoutSessionResult(str(created.get("url") or ""), str(created["id"]), planned)
+    return CheckoutSessionResult(created.url or "", created.id, planned)

@@ -219,7 +219,7 @@ async def execute_duplicate_refund(
             await _fail(session, row_id, str(exc.extra.get("stripe_code") or exc.code), values)
         await session.commit()
         return
-    await apply_duplicate_refund(session, answer, observed_at=now)
+    await apply_duplicate_refund(session, answer.model_dump(), observed_at=now)
     await session.commit()
 
 

@@ -19,18 +19,20 @@ Never commits, never calls Stripe.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.integrations.stripe.objects import ApplicationFee, parse_object
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import Refund, RefundStatus
-from marketplace_api.webhooks.binding import id_of, verify
+from marketplace_api.webhooks.binding import verify
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +40,17 @@ ADJUSTMENT = "application_fee_refund_rounding"
 
 
 async def reconcile_fee_refunds(
-    session: AsyncSession, fee: dict[str, Any], *, observed_at: datetime, account: str | None
+    session: AsyncSession,
+    fee: ApplicationFee | Mapping[str, Any],
+    *,
+    observed_at: datetime,
+    account: str | None,
 ) -> int:
     """Record the difference between Stripe's fee refunds and ours; returns it (0: none)."""
-    fee_id, charge_id = id_of(fee.get("id")), id_of(fee.get("charge"))
-    total = fee.get("amount_refunded")
-    if not fee_id or not charge_id or not isinstance(total, int):
+    if not isinstance(fee, ApplicationFee):
+        fee = parse_object(ApplicationFee, fee)
+    fee_id, charge_id, total = fee.id, fee.charge, fee.amount_refunded
+    if not fee_id or not charge_id or total is None:
         logger.info("application fee event without id/charge/amount", extra={"fee": fee_id})
         return 0
     payment = await session.scalar(
@@ -59,16 +66,16 @@ async def reconcile_fee_refunds(
     order = orders[0][0] if len(orders) == 1 else None
     verify(
         f"payment {payment.id}",
-        fee,
+        fee.model_dump(),
         amount=payment.platform_fee,
         currency=payment.currency,
         account=account,
         expected_account=None,  # application fees are the platform's objects
         references={"account": order.vendor_stripe_account_id if order else None},
     )
-    listed = fee.get("refunds") or {}
-    fee_refunds = listed.get("data") if isinstance(listed, dict) else None
-    if order is None or not isinstance(fee_refunds, list) or listed.get("has_more"):
+    refunds = fee.refunds
+    fee_refunds = refunds.data if refunds is not None and not refunds.has_more else None
+    if order is None or fee_refunds is None:
         logger.info("application fee refunds not comparable", extra={"fee": fee_id})
         return 0
     count, ours = (

@@ -79,10 +79,12 @@ async def on_transfer(session: AsyncSession, event: EventContext) -> None:
         reversals.append((reversal_id, reversal))
     # Everything is verified before anything moves.
     if transfer is not None:
-        await service.record_transfer_created(session, transfer.id, obj, observed_at=event.created)
+        await service.record_transfer_created(
+            session, transfer.id, str(obj["id"]), observed_at=event.created
+        )
     for reversal_id, reversal in reversals:
         await service.record_reversal_created(
-            session, reversal_id, reversal, observed_at=event.created
+            session, reversal_id, str(reversal["id"]), observed_at=event.created
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,13 +30,12 @@ from marketplace_api.transfers.state import transition_reversal, transition_tran
 async def record_transfer_created(
     session: AsyncSession,
     transfer_id: uuid.UUID,
-    stripe_transfer: dict[str, Any],
+    stripe_id: str,
     *,
     observed_at: datetime,
 ) -> bool:
     """Stripe made our transfer (the create answer, or `transfer.created`): mark it paid and
     write the ledger row, once. Never commits."""
-    stripe_id = str(stripe_transfer["id"])
     moved = await transition_transfer(
         session,
         transfer_id,
@@ -70,13 +68,12 @@ async def record_transfer_created(
 async def record_reversal_created(
     session: AsyncSession,
     reversal_id: uuid.UUID,
-    stripe_reversal: dict[str, Any],
+    stripe_id: str,
     *,
     observed_at: datetime,
 ) -> bool:
     """Stripe made our reversal: mark it succeeded, add it to the transfer's `amount_reversed`
     and write the ledger row, once. Never commits."""
-    stripe_id = str(stripe_reversal["id"])
     moved = await transition_reversal(
         session,
         reversal_id,

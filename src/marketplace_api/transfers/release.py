@@ -193,7 +193,7 @@ async def execute_transfer(
         ),
         ids={"transfer_id": str(transfer.id)},
         record=lambda created: record_transfer_created(
-            session, transfer.id, created, observed_at=now
+            session, transfer.id, created.id, observed_at=now
         ),
         record_failure=lambda failure: _record_failure(session, transfer, failure, now=now),
     )

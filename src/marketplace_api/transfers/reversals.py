@@ -86,7 +86,7 @@ async def execute_reversal(
         ),
         ids={"reversal_id": str(reversal.id)},
         record=lambda created: record_reversal_created(
-            session, reversal.id, created, observed_at=now
+            session, reversal.id, created.id, observed_at=now
         ),
         record_failure=lambda failure: record_failed_call(session, reversal, failure, now=now),
     )

@@ -11,6 +11,12 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.integrations.stripe.objects import (
+    Account,
+    Capability,
+    parse_object,
+    parse_part,
+)
 from marketplace_api.notifications.notify import notify_requirements_due
 from marketplace_api.vendors import service
 from marketplace_api.webhooks.binding import Mismatch, Source
@@ -27,27 +33,29 @@ async def on_account_updated(session: AsyncSession, event: EventContext) -> None
     track: acknowledged and ignored. The vendor row always exists before its account (setup needs
     the profile), so there is nothing to wait for.
     """
+    account = parse_object(Account, event.object)
     vendor = await service.apply_stripe_account(
-        session, dict(event.object), observed_at=event.created, source=Source(event.account)
+        session, account, observed_at=event.created, source=Source(event.account)
     )
     if vendor is None:
         logger.info("account.updated for an unknown account", extra={"event_id": event.id})
         return
-    await notify_requirements_due(session, vendor.id, requirements=event.object.get("requirements"))
+    await notify_requirements_due(
+        session, vendor.id, deadline=account.requirements.current_deadline
+    )
 
 
 @handles("capability.updated")
 async def on_capability_updated(session: AsyncSession, event: EventContext) -> None:
     """A capability changed. Recorded, and a lost payment capability stops sales at once; the
     upgrade to `active` waits for the full account (`account.updated`, refresh, reconcile)."""
-    capability = event.object
-    account_id = event.account or capability.get("account")
-    named = capability.get("account")
-    if event.account and isinstance(named, str) and named != event.account:
+    capability = parse_part(Capability, event.object)
+    account_id = event.account or capability.account
+    named = capability.account
+    if event.account and named is not None and named != event.account:
         raise Mismatch(f"account {event.account}", "capability account", event.account, named)
-    name = capability.get("id")
-    status = capability.get("status")
-    if not (isinstance(account_id, str) and isinstance(name, str) and isinstance(status, str)):
+    name, status = capability.id, capability.status
+    if account_id is None or name is None or status is None:
         logger.warning("capability.updated without account/id/status", extra={"event_id": event.id})
         return
     await service.apply_capability(

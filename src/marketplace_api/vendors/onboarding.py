@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import Settings
 from marketplace_api.integrations.stripe import StripeGateway, StripeRequestRejected
+from marketplace_api.integrations.stripe.objects import Account
+from marketplace_api.integrations.stripe.objects import BalanceAmount as StripeBalanceAmount
 from marketplace_api.vendors import service
 from marketplace_api.vendors.exceptions import (
     PayoutScheduleRejected,
@@ -55,8 +57,8 @@ def _fresh_key(vendor_id: uuid.UUID, operation: str) -> str:
     return f"vendor:{vendor_id}:{operation}:{uuid.uuid4()}"
 
 
-def _timestamp(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value), UTC) if value else datetime.now(UTC)
+def _timestamp(value: int | None) -> datetime:
+    return datetime.fromtimestamp(value, UTC) if value else datetime.now(UTC)
 
 
 async def _vendor_for_stripe(session: AsyncSession, user_id: uuid.UUID) -> Vendor:
@@ -93,13 +95,11 @@ async def _account_link(
         return_url=return_url,
         idempotency_key=_fresh_key(vendor_id, "account_link"),
     )
-    return OnboardingLinkRead(
-        onboarding_url=str(link["url"]), expires_at=_timestamp(link.get("expires_at"))
-    )
+    return OnboardingLinkRead(onboarding_url=link.url, expires_at=_timestamp(link.expires_at))
 
 
 async def _store_new_account(
-    session: AsyncSession, vendor_id: uuid.UUID, account: dict[str, Any]
+    session: AsyncSession, vendor_id: uuid.UUID, account: Account
 ) -> Vendor:
     """Record the created account, unless the vendor already has one (a concurrent setup or the
     `account.updated` webhook stored it first). `WHERE stripe_account_id IS NULL` plus the unique
@@ -109,18 +109,9 @@ async def _store_new_account(
         update(Vendor)
         .where(Vendor.id == vendor_id, Vendor.stripe_account_id.is_(None))
         .values(
-            stripe_account_id=state.stripe_account_id,
-            status=state.status,
-            charges_enabled=state.charges_enabled,
-            payouts_enabled=state.payouts_enabled,
-            details_submitted=state.details_submitted,
-            requirements_currently_due=state.requirements_currently_due,
-            requirements_past_due=state.requirements_past_due,
-            requirements_disabled_reason=state.requirements_disabled_reason,
-            capabilities=state.capabilities,
-            payout_schedule=state.payout_schedule,
+            **state.columns(),
             # The creation answer is the account as of its `created` time (Stripe's clock).
-            stripe_account_synced_at=_timestamp(account.get("created")),
+            stripe_account_synced_at=_timestamp(account.created),
         )
         .returning(Vendor.id)
     )
@@ -198,15 +189,11 @@ async def create_dashboard_link(
     link = await gateway.create_login_link(
         account_id, idempotency_key=_fresh_key(vendor.id, "login_link")
     )
-    return DashboardLinkRead(url=str(link["url"]))
+    return DashboardLinkRead(url=link.url)
 
 
-def _amounts(entries: Any) -> list[BalanceAmount]:
-    return [
-        BalanceAmount(amount=int(e["amount"]), currency=str(e["currency"]))
-        for e in entries or []
-        if isinstance(e, dict)
-    ]
+def _amounts(entries: Sequence[StripeBalanceAmount]) -> list[BalanceAmount]:
+    return [BalanceAmount(amount=e.amount, currency=e.currency) for e in entries]
 
 
 async def get_balance(
@@ -214,9 +201,7 @@ async def get_balance(
 ) -> BalanceRead:
     vendor = await _vendor_for_stripe(session, user_id)
     balance = await gateway.retrieve_balance(_require_account(vendor))
-    return BalanceRead(
-        available=_amounts(balance.get("available")), pending=_amounts(balance.get("pending"))
-    )
+    return BalanceRead(available=_amounts(balance.available), pending=_amounts(balance.pending))
 
 
 async def update_payout_schedule(

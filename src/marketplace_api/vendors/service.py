@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType, Settings
+from marketplace_api.integrations.stripe.objects import Account
 from marketplace_api.money import UnsupportedCurrency as UnknownCurrency
 from marketplace_api.money import get_currency
 from marketplace_api.pagination import keyset_page, split_page
@@ -190,25 +190,22 @@ def payments_config(vendor: Vendor, settings: Settings) -> PaymentsConfigRead:
 # --- Stripe account state (the vendor state machine) ------------------------------------------
 
 
-def _metadata_vendor_id(account: Mapping[str, Any]) -> uuid.UUID | None:
-    metadata = account.get("metadata") or {}
-    raw = metadata.get("vendor_id") if isinstance(metadata, Mapping) else None
+def _metadata_vendor_id(account: Account) -> uuid.UUID | None:
+    raw = account.metadata.get("vendor_id")
     try:
         return uuid.UUID(str(raw)) if raw else None
     except ValueError:
         return None
 
 
-async def _find_vendor_for_account(
-    session: AsyncSession, account: Mapping[str, Any]
-) -> Vendor | None:
+async def _find_vendor_for_account(session: AsyncSession, account: Account) -> Vendor | None:
     """Our vendor for an account: by the `vendor_id` we put in its metadata, else by account id.
 
     Metadata first, so an account whose creation answer we never stored (crash between Stripe and
     our commit) is still adopted by its vendor. A vendor that already has ANOTHER account is not
     matched through metadata: that account would be an orphan (see `onboarding.setup_payments`).
     """
-    account_id = str(account["id"])
+    account_id = account.id
     vendor_id = _metadata_vendor_id(account)
     if vendor_id is not None:
         vendor = await session.get(Vendor, vendor_id)
@@ -229,7 +226,7 @@ async def _find_vendor_for_account(
 
 async def apply_stripe_account(
     session: AsyncSession,
-    account: dict[str, Any],
+    account: Account,
     *,
     observed_at: datetime,
     source: Source | None = None,
@@ -246,10 +243,10 @@ async def apply_stripe_account(
     # An account event comes from that account (`event.account`); metadata alone never binds.
     verify(
         f"vendor {vendor.id}",
-        account,
+        account.model_dump(),
         ids=[vendor.stripe_account_id],
         account=account_of(source),
-        expected_account=str(account["id"]),
+        expected_account=account.id,
     )
     state = derive_account_state(account)
     updated = await session.scalar(
@@ -264,16 +261,7 @@ async def apply_stripe_account(
             _not_newer_than(observed_at),
         )
         .values(
-            stripe_account_id=state.stripe_account_id,
-            status=state.status,
-            charges_enabled=state.charges_enabled,
-            payouts_enabled=state.payouts_enabled,
-            details_submitted=state.details_submitted,
-            requirements_currently_due=state.requirements_currently_due,
-            requirements_past_due=state.requirements_past_due,
-            requirements_disabled_reason=state.requirements_disabled_reason,
-            capabilities=state.capabilities,
-            payout_schedule=state.payout_schedule,
+            **state.columns(),
             stripe_account_synced_at=observed_at,
         )
         .returning(Vendor)

@@ -1,6 +1,6 @@
 """A vendor's status, derived in ONE place from the Stripe account object.
 
-`derive_account_state(account)` is a pure function of the account JSON (as Stripe sends it in
+`derive_account_state(account)` is a pure function of the `Account` (as Stripe sends it in
 `account.updated` or answers `GET /v1/accounts/{id}`); nothing else decides a vendor's status.
 
 | status        | when (checked in this order)                                                  |
@@ -21,10 +21,10 @@ by `service.mark_deauthorized`, and an account update never revives it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from marketplace_api.integrations.stripe.objects import Account
 from marketplace_api.vendors.models import VendorStatus
 
 # Reasons the vendor can resolve (provide information, wait for verification): `restricted`.
@@ -53,67 +53,37 @@ class AccountState:
     capabilities: dict[str, str] = field(default_factory=dict)
     payout_schedule: dict[str, Any] | None = None
 
-
-def _strings(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _capabilities(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    # Stripe answers {"card_payments": "active"}; expanded forms carry {"status": ...}.
-    out: dict[str, str] = {}
-    for name, cap in value.items():
-        status = cap.get("status") if isinstance(cap, Mapping) else cap
-        if isinstance(status, str):
-            out[str(name)] = status
-    return out
+    def columns(self) -> dict[str, Any]:
+        """The vendor columns this state sets (`stripe_account_synced_at` is the caller's)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def derive_status(
-    *,
-    charges_enabled: bool,
-    payouts_enabled: bool,
-    details_submitted: bool,
-    disabled_reason: str | None,
-    capabilities: Mapping[str, str],
-) -> VendorStatus:
+def derive_status(account: Account) -> VendorStatus:
+    disabled_reason = account.requirements.disabled_reason
     if disabled_reason and disabled_reason.startswith("rejected."):
         return VendorStatus.rejected
     if disabled_reason in DISABLING_REASONS:
         return VendorStatus.disabled
-    if not details_submitted:
+    if not account.details_submitted:
         return VendorStatus.onboarding
-    transfers = capabilities.get("transfers")
-    if charges_enabled and payouts_enabled and transfers in (None, "active"):
+    transfers = account.capabilities.get("transfers")
+    if account.charges_enabled and account.payouts_enabled and transfers in (None, "active"):
         return VendorStatus.active
     return VendorStatus.restricted
 
 
-def derive_account_state(account: Mapping[str, Any]) -> AccountState:
-    requirements = account.get("requirements") or {}
-    capabilities = _capabilities(account.get("capabilities"))
-    charges_enabled = bool(account.get("charges_enabled"))
-    payouts_enabled = bool(account.get("payouts_enabled"))
-    details_submitted = bool(account.get("details_submitted"))
-    disabled_reason = requirements.get("disabled_reason") or None
-    payouts = (account.get("settings") or {}).get("payouts") or {}
-    schedule = payouts.get("schedule")
+def derive_account_state(account: Account) -> AccountState:
+    requirements = account.requirements
+    schedule = account.settings.payouts.schedule
     return AccountState(
-        stripe_account_id=str(account["id"]),
-        status=derive_status(
-            charges_enabled=charges_enabled,
-            payouts_enabled=payouts_enabled,
-            details_submitted=details_submitted,
-            disabled_reason=disabled_reason,
-            capabilities=capabilities,
-        ),
-        charges_enabled=charges_enabled,
-        payouts_enabled=payouts_enabled,
-        details_submitted=details_submitted,
-        requirements_currently_due=_strings(requirements.get("currently_due")),
-        requirements_past_due=_strings(requirements.get("past_due")),
-        requirements_disabled_reason=disabled_reason,
-        capabilities=capabilities,
-        payout_schedule=dict(schedule) if isinstance(schedule, Mapping) else None,
+        stripe_account_id=account.id,
+        status=derive_status(account),
+        charges_enabled=account.charges_enabled,
+        payouts_enabled=account.payouts_enabled,
+        details_submitted=account.details_submitted,
+        requirements_currently_due=list(requirements.currently_due),
+        requirements_past_due=list(requirements.past_due),
+        requirements_disabled_reason=requirements.disabled_reason or None,
+        capabilities=dict(account.capabilities),
+        payout_schedule=dict(schedule) if schedule is not None else None,
     )

@@ -46,9 +46,9 @@ from marketplace_api.webhooks.checks import (
     mark_checked,
     oldest_checked_first,
 )
-from marketplace_api.webhooks.dispatch import RetryLater
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import process_due_events, transition
+from marketplace_api.webhooks.reconcile_kinds import Pass, Row, Tally, Update, reconcile_kind
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,10 @@ OBJECT_KINDS = ("refunds", "transfers", "reversals", "checkout_sessions", "dispu
 class ReconcileReport:
     failed_events_rearmed: int = 0
     events_attempted: int = 0
-    payments_checked: int = 0
-    payments_changed: list[str] = field(default_factory=list)  # "<id>: <from> -> <to>"
-    vendors_checked: int = 0
-    vendors_changed: list[str] = field(default_factory=list)
-    objects: dict[str, paths.Tally] = field(
-        default_factory=lambda: {kind: paths.Tally() for kind in OBJECT_KINDS}
+    payments: Tally = field(default_factory=Tally)
+    vendors: Tally = field(default_factory=Tally)
+    objects: dict[str, Tally] = field(
+        default_factory=lambda: {kind: Tally() for kind in OBJECT_KINDS}
     )
     errors: list[str] = field(default_factory=list)
 
@@ -82,11 +80,10 @@ class ReconcileReport:
                 if self.failed_events_rearmed
                 else ""
             ),
-            f"payments: {self.payments_checked} checked, {len(self.payments_changed)} changed",
-            *(f"  {line}" for line in self.payments_changed),
-            f"vendors: {self.vendors_checked} checked, {len(self.vendors_changed)} changed",
-            *(f"  {line}" for line in self.vendors_changed),
         ]
+        for kind, tally in {"payments": self.payments, "vendors": self.vendors}.items():
+            lines.append(f"{kind}: {tally.checked} checked, {len(tally.changed)} changed")
+            lines.extend(f"  {line}" for line in tally.changed)
         for kind, tally in self.objects.items():
             lines.append(f"{kind}: {tally.checked} checked, {len(tally.changed)} changed")
             lines.extend(f"  {line}" for line in tally.changed)
@@ -109,27 +106,15 @@ async def reconcile(
     if retry_failed:
         report.failed_events_rearmed = await rearm_failed_events(sessionmaker, now=now)
     report.events_attempted = await process_due_events(sessionmaker, now=now, limit=batch_size)
-    age, limit = pending_payment_age, batch_size
-    await _reconcile_payments(sessionmaker, gateway, report, now=now, age=age, limit=limit)
-    tallies, errors = report.objects, report.errors
-    await paths.reconcile_checkout_sessions(
-        sessionmaker, gateway, tallies["checkout_sessions"], errors, now=now, age=age, limit=limit
-    )
-    await paths.reconcile_refunds(
-        sessionmaker, gateway, tallies["refunds"], errors, now=now, age=age, limit=limit
-    )
-    await paths.reconcile_transfers(
-        sessionmaker, gateway, tallies["transfers"], errors, now=now, age=age, limit=limit
-    )
-    await paths.reconcile_reversals(
-        sessionmaker, gateway, tallies["reversals"], errors, now=now, age=age, limit=limit
-    )
-    await paths.reconcile_disputes(
-        sessionmaker, gateway, tallies["disputes"], errors, now=now, lookback=lookback, limit=limit
-    )
-    await _reconcile_vendors(
-        sessionmaker, gateway, report, now=now, limit=batch_size, lookback=lookback
-    )
+    run = Pass(sessionmaker, gateway, report.errors, now, batch_size)
+    age, tallies = pending_payment_age, report.objects
+    await _reconcile_payments(run, report.payments, age=age)
+    await paths.reconcile_checkout_sessions(run, tallies["checkout_sessions"], age=age)
+    await paths.reconcile_refunds(run, tallies["refunds"], age=age)
+    await paths.reconcile_transfers(run, tallies["transfers"], age=age)
+    await paths.reconcile_reversals(run, tallies["reversals"], age=age)
+    await paths.reconcile_disputes(run, tallies["disputes"], lookback=lookback)
+    await _reconcile_vendors(run, report, lookback=lookback)
     return report
 
 
@@ -153,137 +138,94 @@ async def rearm_failed_events(
     return rearmed
 
 
-@dataclass(frozen=True, slots=True)
-class _PaymentToCheck:
-    id: uuid.UUID
-    status: PaymentStatus
-    intent_id: str
-    stripe_account: str | None
+async def _reconcile_payments(run: Pass, tally: Tally, *, age: timedelta) -> None:
+    """Payments not final `age` after their last status change, and paid ones whose charge is
+    not recorded: their current PaymentIntent, else the one of their Checkout Session."""
+
+    async def fetch(row: Row) -> list[Update]:
+        intent_id, checkout_intent_id, account = row.values
+        # Direct charges live on the connected account: retrieve them with Stripe-Account.
+        intent = await run.gateway.retrieve_payment_intent(
+            str(intent_id or checkout_intent_id), stripe_account=account
+        )
+        return [Update("payment_intent", intent)]
+
+    async def apply(session: AsyncSession, row: Row, update: Update, now: datetime) -> None:
+        await apply_payment_intent(session, update.object.model_dump(), observed_at=now)
+
+    query = select(
+        Payment.id,
+        Payment.status,
+        Payment.stripe_payment_intent_id,
+        Payment.checkout_payment_intent_id,
+        Payment.stripe_account_id,
+    ).where(
+        or_(
+            Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
+            # Paid (e.g. `checkout.session.completed`) while the PaymentIntent's own event,
+            # which carries the charge, was lost: a release needs it.
+            (Payment.status == PaymentStatus.succeeded) & Payment.stripe_charge_id.is_(None),
+        ),
+        Payment.status_updated_at <= run.now - age,
+        (Payment.stripe_payment_intent_id.is_not(None))
+        | (Payment.checkout_payment_intent_id.is_not(None)),
+    )
+    await reconcile_kind(
+        run,
+        tally,
+        kind="payment",
+        model=Payment,
+        query=query,
+        fetch=fetch,
+        apply=apply,
+        order_by=(Payment.status_updated_at,),
+    )
 
 
-async def _reconcile_payments(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: StripeGateway,
-    report: ReconcileReport,
-    *,
-    now: datetime,
-    age: timedelta,
-    limit: int,
-) -> None:
-    async with sessionmaker() as session:
-        rows = (
-            await session.execute(
-                select(
-                    Payment.id,
-                    Payment.status,
-                    Payment.stripe_payment_intent_id,
-                    Payment.checkout_payment_intent_id,
-                    Payment.stripe_account_id,
-                )
-                .where(
-                    or_(
-                        Payment.status.in_(UNSETTLED_PAYMENT_STATUSES),
-                        # Paid (e.g. `checkout.session.completed`) while the PaymentIntent's
-                        # own event, which carries the charge, was lost: a release needs it.
-                        (Payment.status == PaymentStatus.succeeded)
-                        & Payment.stripe_charge_id.is_(None),
-                    ),
-                    Payment.status_updated_at <= now - age,
-                    (Payment.stripe_payment_intent_id.is_not(None))
-                    | (Payment.checkout_payment_intent_id.is_not(None)),
-                )
-                .outerjoin(ReconcileCheck, last_checked("payment", Payment.id))
-                .order_by(oldest_checked_first(), Payment.status_updated_at, Payment.id)
-                .limit(limit)
-            )
-        ).all()
-        await session.commit()
-    # The current PaymentIntent, else the one of the Checkout Session.
-    to_check = [_PaymentToCheck(r[0], r[1], str(r[2] or r[3]), r[4]) for r in rows]
-    for payment in to_check:
-        report.payments_checked += 1
-        try:
-            # Direct charges live on the connected account: retrieve them with Stripe-Account.
-            intent = await gateway.retrieve_payment_intent(
-                payment.intent_id, stripe_account=payment.stripe_account
-            )
-        except ProblemError as exc:
-            report.errors.append(f"payment {payment.id}: {exc.code}: {exc.detail or exc.title}")
-            await _mark(sessionmaker, "payment", payment.id, now)
-            continue
-        async with sessionmaker() as session:
-            try:
-                updated = await apply_payment_intent(session, intent, observed_at=now)
-            except RetryLater as exc:
-                await session.rollback()
-                report.errors.append(f"payment {payment.id}: {exc}")
-                updated = None
-            await mark_checked(session, "payment", payment.id, now)
-            await session.commit()
-        if updated is not None and updated.status is not payment.status:
-            report.payments_changed.append(
-                f"{payment.id}: {payment.status.value} -> {updated.status.value}"
-            )
-
-
-async def _mark(
-    sessionmaker: async_sessionmaker[AsyncSession], kind: str, row_id: uuid.UUID, now: datetime
-) -> None:
-    async with sessionmaker() as session:
-        await mark_checked(session, kind, row_id, now)
+async def _mark(run: Pass, kind: str, row_id: uuid.UUID) -> None:
+    async with run.sessionmaker() as session:
+        await mark_checked(session, kind, row_id, run.now)
         await session.commit()
 
 
-async def _reconcile_vendors(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: StripeGateway,
-    report: ReconcileReport,
-    *,
-    now: datetime,
-    limit: int,
-    lookback: timedelta,
-) -> None:
+async def _reconcile_vendors(run: Pass, report: ReconcileReport, *, lookback: timedelta) -> None:
     """Every vendor with a connected account, whatever its status (a missed downgrade of an
     active vendor must not stick), the longest unchecked first: the account, then the payouts
     and disputes of the last `lookback` listed on it."""
-    async with sessionmaker() as session:
+    async with run.sessionmaker() as session:
         rows = (
             await session.execute(
                 select(Vendor.id, Vendor.status, Vendor.stripe_account_id)
                 .outerjoin(ReconcileCheck, last_checked("vendor", Vendor.id))
                 .where(Vendor.stripe_account_id.is_not(None), Vendor.deauthorized_at.is_(None))
                 .order_by(oldest_checked_first(), Vendor.created_at, Vendor.id)
-                .limit(limit)
+                .limit(run.limit)
             )
         ).all()
         await session.commit()
-    since = int((now - lookback).timestamp())
+    since = int((run.now - lookback).timestamp())
     for vendor_id, status, account_id in rows:
-        report.vendors_checked += 1
+        report.vendors.checked += 1
         account_id = str(account_id)
         try:
-            account = await gateway.retrieve_account(account_id)
+            account = await run.gateway.retrieve_account(account_id)
         except ProblemError as exc:
-            report.errors.append(f"vendor {vendor_id}: {exc.code}: {exc.detail or exc.title}")
-            await _mark(sessionmaker, "vendor", vendor_id, now)
+            run.failed(f"vendor {vendor_id}", exc)
+            await _mark(run, "vendor", vendor_id)
             continue
-        async with sessionmaker() as session:
-            vendor = await apply_stripe_account(session, account, observed_at=now)
-            await mark_checked(session, "vendor", vendor_id, now)
+        async with run.sessionmaker() as session:
+            vendor = await apply_stripe_account(session, account, observed_at=run.now)
+            await mark_checked(session, "vendor", vendor_id, run.now)
             await session.commit()
         if vendor is not None and vendor.status is not status:
-            report.vendors_changed.append(f"{vendor_id}: {status.value} -> {vendor.status.value}")
+            report.vendors.changed.append(f"{vendor_id}: {status.value} -> {vendor.status.value}")
         try:
-            payouts = await gateway.list_payouts(stripe_account=account_id, created_since=since)
-            disputes = await gateway.list_disputes(created_since=since, stripe_account=account_id)
-        except ProblemError as exc:
-            report.errors.append(
-                f"vendor {vendor_id} payouts/disputes: {exc.code}: {exc.detail or exc.title}"
+            payouts = await run.gateway.list_payouts(stripe_account=account_id, created_since=since)
+            disputes = await run.gateway.list_disputes(
+                created_since=since, stripe_account=account_id
             )
+        except ProblemError as exc:
+            run.failed(f"vendor {vendor_id} payouts/disputes", exc)
             continue
-        await paths.apply_payouts(
-            sessionmaker, payouts, account_id, report.objects["payouts"], now=now
-        )
-        await paths.apply_unknown_disputes(
-            sessionmaker, disputes, account_id, report.objects["disputes"], now=now
-        )
+        await paths.apply_payouts(run, payouts, account_id, report.objects["payouts"])
+        await paths.apply_unknown_disputes(run, disputes, account_id, report.objects["disputes"])

@@ -7,6 +7,7 @@ from marketplace_api.integrations.stripe.client import (
 )
 from marketplace_api.integrations.stripe.errors import (
     CardDeclined,
+    StripeAnswerInvalid,
     StripeNotConfigured,
     StripePermissionDenied,
     StripeRateLimited,
@@ -25,6 +26,7 @@ __all__ = [
     "STRIPE_API_VERSION",
     "STRIPE_EVENT_TYPES",
     "CardDeclined",
+    "StripeAnswerInvalid",
     "StripeGateway",
     "StripeNotConfigured",
     "StripePermissionDenied",

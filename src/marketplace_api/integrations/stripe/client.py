@@ -30,12 +30,6 @@ def _drop_debug(record: logging.LogRecord) -> bool:
 # id itself); WARNING and above follow LOG_LEVEL (tests/security/test_logs_hold_no_secrets.py).
 logging.getLogger("stripe").addFilter(_drop_debug)
 
-# At DEBUG the SDK logs whole request and response bodies: client secrets, e-mail addresses,
-# metadata; at INFO, Stripe's error messages, which may quote what was sent. Those records are
-# dropped whatever LOG_LEVEL says (the gateway logs each error's type, code, param and request
-# id itself); WARNING and above follow LOG_LEVEL (tests/security/test_logs_hold_no_secrets.py).
-logging.getLogger("stripe").addFilter(_drop_debug)
-
 
 class _FormContentHTTPXClient(stripe.HTTPXClient):
     """stripe 16.1 hands httpx the encoded form as `data=<str>`, which httpx 0.28 deprecates (a

@@ -33,6 +33,18 @@ class StripeUnavailable(ServiceUnavailable):
         )
 
 
+class StripeAnswerInvalid(StripeUnavailable):
+    """Stripe answered, but not with the object it documents (a field missing or mistyped).
+
+    Transient on purpose: the request may have been applied, so whoever retries must do so with
+    the same idempotency key, exactly as after a timeout, never treat it as refused.
+    """
+
+    status = 502
+    code = "stripe_answer_invalid"
+    title = "The payment provider's answer could not be read"
+
+
 class StripeRateLimited(StripeUnavailable):
     code = "stripe_rate_limited"
     title = "The payment provider is rate limiting us"

@@ -10,9 +10,18 @@ Stripe may expand (`charge`, `payment_intent`, ...) are typed as the id either w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 
 def _expandable_id(value: Any) -> Any:
@@ -40,11 +49,39 @@ class StripeObjectInvalid(ValueError):
 
 
 class StripeModel(BaseModel):
-    """A Stripe object: it has an id."""
+    """A Stripe object: it has an id.
+
+    `EXPANDED` names the expandable fields whose expanded object we read, and the field holding
+    it: the field itself stays the id, the object (when Stripe expanded it) goes to the other one.
+    `model_dump()` folds it back, so a dump is Stripe's shape and parses to the same model.
+    """
 
     model_config = _CONFIG
+    EXPANDED: ClassVar[Mapping[str, str]] = {}
 
     id: str
+    livemode: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_expanded(cls, data: Any) -> Any:
+        if not cls.EXPANDED or not isinstance(data, Mapping):
+            return data
+        found = {to: data[name] for name, to in cls.EXPANDED.items() if _is_object(data.get(name))}
+        return {**data, **found} if found else data
+
+    @model_serializer(mode="wrap")
+    def _fold_expanded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name, to in self.EXPANDED.items():
+            expanded = data.pop(to, None)
+            if expanded is not None:
+                data[name] = expanded
+        return data
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, Mapping)
 
 
 class StripePart(BaseModel):
@@ -63,8 +100,12 @@ def parse_object(model: type[_M], data: Mapping[str, Any]) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-        raise StripeObjectInvalid(f"{model.__name__} with invalid fields: {fields}") from None
+        raise StripeObjectInvalid(_invalid(model, exc)) from None
+
+
+def _invalid(model: type[BaseModel], exc: ValidationError) -> str:
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+    return f"{model.__name__} with invalid fields: {fields}"
 
 
 class PaymentIntentTransferData(StripePart):
@@ -76,6 +117,7 @@ class LastPaymentError(StripePart):
     code: str | None = None
     decline_code: str | None = None
     message: str | None = None
+    type: str | None = None
 
 
 class PaymentIntent(StripeModel):
@@ -91,6 +133,9 @@ class PaymentIntent(StripeModel):
     payment_method: ExpandableId = None
     last_payment_error: LastPaymentError | None = None
     metadata: Metadata = Field(default_factory=dict)
+    # Asked for on retrieve: the charge carries the destination transfer and Stripe's fee.
+    EXPANDED = {"latest_charge": "expanded_latest_charge"}
+    expanded_latest_charge: LatestCharge | None = None
 
 
 class Charge(StripeModel):
@@ -155,6 +200,8 @@ class Dispute(StripeModel):
     payment_intent: ExpandableId = None
     evidence_details: Part[EvidenceDetails] = Field(default_factory=EvidenceDetails)
     metadata: Metadata = Field(default_factory=dict)
+    # Funds withdrawn (< 0) and reinstated (> 0), as Stripe moved them.
+    balance_transactions: list[BalanceTransaction] = Field(default_factory=list)
 
 
 class Payout(StripeModel):
@@ -199,3 +246,88 @@ class Account(StripeModel):
     capabilities: Metadata = Field(default_factory=dict)
     requirements: Part[AccountRequirements] = Field(default_factory=AccountRequirements)
     metadata: Metadata = Field(default_factory=dict)
+    settings: Part[AccountSettings] = Field(default_factory=lambda: AccountSettings())
+
+
+# --- the gateway's other answers, and the objects of account and fee events -----------------
+
+
+class BalanceTransaction(StripeModel):
+    amount: int
+    fee: int = 0
+
+
+class LatestCharge(StripeModel):
+    """The parts of a PaymentIntent's expanded `latest_charge` we read."""
+
+    transfer: ExpandableId = None
+    balance_transaction: ExpandableId = None
+    EXPANDED = {"balance_transaction": "expanded_balance_transaction"}
+    expanded_balance_transaction: BalanceTransaction | None = None
+
+
+class AccountPayoutSettings(StripePart):
+    schedule: dict[str, Any] | None = None
+
+
+class AccountSettings(StripePart):
+    payouts: Part[AccountPayoutSettings] = Field(default_factory=AccountPayoutSettings)
+
+
+class Capability(StripePart):
+    """`capability.updated`'s object: its id is the capability's name (`transfers`)."""
+
+    id: str | None = None
+    account: ExpandableId = None
+    status: str | None = None
+
+
+class AccountLink(StripePart):
+    """A hosted onboarding link: single use, expires within minutes. It has no id."""
+
+    url: str
+    expires_at: int | None = None
+
+
+class LoginLink(StripePart):
+    url: str
+
+
+class BalanceAmount(StripePart):
+    amount: int
+    currency: str
+
+
+class Balance(StripePart):
+    """A connected account's balance; it has no id."""
+
+    available: list[BalanceAmount] = Field(default_factory=list)
+    pending: list[BalanceAmount] = Field(default_factory=list)
+
+
+def parse_part(model: type[_P], data: Mapping[str, Any]) -> _P:
+    """`data` as `model`, for the answers that have no id (links, balances)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise StripeObjectInvalid(_invalid(model, exc)) from None
+
+
+class FeeRefund(StripeModel):
+    amount: int
+
+
+class FeeRefunds(StripePart):
+    data: list[FeeRefund] | None = None
+    has_more: bool = False
+
+
+class ApplicationFee(StripeModel):
+    """`application_fee.*`'s object. Amounts may be missing from an event we only log."""
+
+    amount: int | None = None
+    currency: str | None = None
+    charge: ExpandableId = None
+    account: ExpandableId = None
+    amount_refunded: int | None = None
+    refunds: FeeRefunds | None = None
