@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 
 def _expandable_id(value: Any) -> Any:
@@ -76,6 +76,7 @@ class LastPaymentError(StripePart):
     code: str | None = None
     decline_code: str | None = None
     message: str | None = None
+    type: str | None = None
 
 
 class PaymentIntent(StripeModel):
@@ -91,6 +92,10 @@ class PaymentIntent(StripeModel):
     payment_method: ExpandableId = None
     last_payment_error: LastPaymentError | None = None
     metadata: Metadata = Field(default_factory=dict)
+    # `latest_charge` again, when expanded: what it tells beyond its id.
+    expanded_charge: Annotated[ExpandedCharge | None, BeforeValidator(_expanded_only)] = Field(
+        default=None, validation_alias=AliasChoices("latest_charge")
+    )
 
 
 class Charge(StripeModel):
@@ -199,3 +204,74 @@ class Account(StripeModel):
     capabilities: Metadata = Field(default_factory=dict)
     requirements: Part[AccountRequirements] = Field(default_factory=AccountRequirements)
     metadata: Metadata = Field(default_factory=dict)
+
+
+# --- What the webhook handlers read beyond the models above ---------------------------------
+
+
+def _expanded_only(value: Any) -> Any:
+    """An expandable field as its object when expanded, None when it is only an id."""
+    return None if isinstance(value, str) else value
+
+
+class BalanceTransactionFee(StripePart):
+    fee: int | None = None
+
+
+class ExpandedCharge(StripePart):
+    """A PaymentIntent's `latest_charge` when expanded: its destination transfer and fee."""
+
+    transfer: ExpandableId = None
+    balance_transaction: Annotated[
+        BalanceTransactionFee | None, BeforeValidator(_expanded_only)
+    ] = None
+
+
+class RefundList(StripePart):
+    data: list[Refund] = Field(default_factory=list)
+
+
+class RefundedCharge(StripeModel):
+    """The charge of `charge.refunded`: only the refunds it carries (when expanded) are read."""
+
+    refunds: Part[RefundList] = Field(default_factory=RefundList)
+
+
+_T = TypeVar("_T", bound=StripeModel)
+
+
+def as_object(model: type[_T], data: _T | Mapping[str, Any]) -> _T:
+    """`data` as `model`: a parsed object as it is, JSON parsed (`parse_object`)."""
+    if isinstance(data, Mapping):
+        return parse_object(model, data)
+    return data
+
+
+def _true_only(value: Any) -> bool:
+    return value is True
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict_or_none(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+class EventData(StripePart):
+    object: dict[str, Any]
+    # Only handed on to the handler: anything but an object reads as absent.
+    previous_attributes: Annotated[dict[str, Any] | None, BeforeValidator(_dict_or_none)] = None
+
+
+class EventEnvelope(StripeModel):
+    """A webhook event around its object (`data.object`, parsed by each handler into its model).
+    `livemode` and `api_version` are only recorded: a value of another type reads as absent."""
+
+    type: str
+    created: int
+    account: str | None = None
+    livemode: Annotated[bool, BeforeValidator(_true_only)] = False
+    api_version: Annotated[str | None, BeforeValidator(_str_or_none)] = None
+    data: EventData
