@@ -16,10 +16,13 @@ seconds and an equal second is *not* older (the later-arriving view is applied).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+
+from marketplace_api.integrations.stripe.objects import StripeModel
 
 
 class Mismatch(Exception):
@@ -62,9 +65,28 @@ def id_of(value: Any) -> str | None:
     return None
 
 
+def _field(obj: StripeModel | Mapping[str, Any], name: str) -> Any:
+    # JSON is still accepted from callers that read Stripe's answers as dicts.
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def our_id(raw: str | None) -> uuid.UUID | None:
+    """One of our row ids as a Stripe object carries it (None when absent or not an id). It only
+    finds a candidate row: `verify` binds the object to it."""
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def metadata_id(metadata: Mapping[str, str], key: str) -> uuid.UUID | None:
+    """`our_id` of the metadata `key` of a Stripe object."""
+    return our_id(metadata.get(key))
+
+
 def verify(
     what: str,
-    obj: Mapping[str, Any],
+    obj: StripeModel | Mapping[str, Any],
     *,
     ids: Iterable[str | None] = (),
     amount: int | None = None,
@@ -76,7 +98,7 @@ def verify(
 ) -> None:
     """Raise `Mismatch` unless `obj` is the object we recorded.
 
-    - `ids`: the Stripe ids we stored for this row; when any is stored, `obj["id"]` must be one
+    - `ids`: the Stripe ids we stored for this row; when any is stored, `obj.id` must be one
       of them (when none is, the create answer was lost: the other fields must still agree);
     - `amount` / `currency`: what we recorded (`amount_field` names the object's field);
     - `account` (the event's `account`, or `UNCHECKED`) must equal `expected_account`: the
@@ -85,21 +107,21 @@ def verify(
       equal the stored ones where both are known.
     """
     stored = [i for i in ids if i]
-    object_id = id_of(obj.get("id"))
+    object_id = id_of(_field(obj, "id"))
     if stored and object_id not in stored:
         raise Mismatch(what, "id", stored[0], object_id)
     if amount is not None:
-        theirs = obj.get(amount_field)
+        theirs = _field(obj, amount_field)
         if not isinstance(theirs, int) or isinstance(theirs, bool) or theirs != amount:
             raise Mismatch(what, amount_field, amount, theirs)
     if currency is not None:
-        theirs_currency = obj.get("currency")
+        theirs_currency = _field(obj, "currency")
         if not isinstance(theirs_currency, str) or theirs_currency.lower() != currency.lower():
             raise Mismatch(what, "currency", currency, theirs_currency)
     if not isinstance(account, _Unchecked) and account != expected_account:
         raise Mismatch(what, "account", expected_account, account)
     for field, ours in (references or {}).items():
-        theirs_ref = id_of(obj.get(field))
+        theirs_ref = id_of(_field(obj, field))
         if ours and theirs_ref and theirs_ref != ours:
             raise Mismatch(what, field, ours, theirs_ref)
 
