@@ -81,8 +81,8 @@ async def every_gateway_call(gateway: StripeGateway, sim: StripeSimulator) -> se
     sim.confirm_payment_intent(dest.id, "pm_card_visa")
     intent = await gateway.retrieve_payment_intent(dest.id)
     called.add("retrieve_payment_intent")
-    assert intent.expanded_latest_charge is not None
-    assert intent.expanded_latest_charge.transfer
+    assert intent.expanded_charge is not None
+    assert intent.expanded_charge.transfer
     await gateway.create_refund(
         payment_intent=dest.id,
         amount=2_500,

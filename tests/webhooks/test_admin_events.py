@@ -8,8 +8,9 @@ import httpx
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.webhooks.envelope import parse_event
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
-from marketplace_api.webhooks.pipeline import parse_event, store_event
+from marketplace_api.webhooks.pipeline import store_event
 from tests.conftest import AuthUser
 from tests.fixtures.stripe import event, stripe_id
 from tests.webhooks.conftest import FLAKY, TOUCH_USER, Recorder, deliver, user_event

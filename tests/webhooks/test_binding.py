@@ -585,3 +585,34 @@ async def test_deferred_event_that_turns_out_foreign_is_set_aside_by_the_retry_j
         )
     ).scalars()
     assert list(alerts) == [admin_email]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("amount", "10000"), ("amount", 10_000.0), ("currency", None), ("metadata", {"n": 1})],
+)
+async def test_object_with_a_field_of_another_type_is_set_aside(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    admin: AuthUser,
+    field: str,
+    value: Any,
+) -> None:
+    """A signed event whose object does not have Stripe's types cannot become valid by retrying:
+    it changes nothing and is stored `mismatched` (naming the field, never its value)."""
+    case = await payment_intent_case(session)
+    forged = copy.deepcopy(case.event)
+    forged["id"] = stripe_id("evt")
+    forged["data"]["object"][field] = value
+    before = await money_state(session)
+
+    receipt = await deliver(client, forged)
+
+    assert receipt["status"] == "mismatched"
+    assert await money_state(session) == before
+    stored = await session.get(StripeEvent, forged["id"], populate_existing=True)
+    assert stored is not None
+    assert stored.last_error is not None
+    assert stored.last_error.startswith("mismatch: PaymentIntent with invalid fields: ")
+    assert field in stored.last_error
+    assert (await deliver(client, case.event))["status"] == "processed"

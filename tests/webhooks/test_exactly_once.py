@@ -16,8 +16,9 @@ from marketplace_api.accounts.models import User
 from marketplace_api.config import Settings
 from marketplace_api.db import create_sessionmaker
 from marketplace_api.main import create_app
+from marketplace_api.webhooks.envelope import parse_event
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
-from marketplace_api.webhooks.pipeline import parse_event, process_due_events, store_event
+from marketplace_api.webhooks.pipeline import process_due_events, store_event
 from tests.conftest import MakeUser, build_state
 from tests.webhooks.conftest import TOUCH_USER, Recorder, deliver, user_event
 

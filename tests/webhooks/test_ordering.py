@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.disputes.service import apply_dispute
+from marketplace_api.integrations.stripe.objects import Dispute as StripeDispute
+from marketplace_api.integrations.stripe.objects import parse_object
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.vendors import service as vendors
@@ -98,7 +100,8 @@ async def test_dispute_event_of_the_same_second_is_applied(
     paid = await make_paid(session, charge_type=ChargeType.destination)
     obj = dispute_json(paid, dispute_id="du_same_second")
     # a retrieval of the dispute at T0.700
-    await apply_dispute(session, obj, observed_at=ts(T0) + SUB_SECOND, account=None)
+    dispute = parse_object(StripeDispute, obj)
+    await apply_dispute(session, dispute, observed_at=ts(T0) + SUB_SECOND, account=None)
     await session.commit()
     review = event(
         "charge.dispute.updated", obj | {"status": "under_review"}, created=T0 + seconds_later

@@ -195,7 +195,8 @@ async def test_retry_job_applies_due_events_oldest_first_and_respects_the_limit(
     buyer: AuthUser,
     recorder: Recorder,
 ) -> None:
-    from marketplace_api.webhooks.pipeline import parse_event, store_event
+    from marketplace_api.webhooks.envelope import parse_event
+    from marketplace_api.webhooks.pipeline import store_event
 
     base = 1_793_000_000
     events = [user_event(TOUCH_USER, buyer.id, created=base + i) for i in (3, 1, 2)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -27,11 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import CLOSED_STATUSES, Dispute
 from marketplace_api.disputes.schemas import DisputePage, DisputeRead
+from marketplace_api.integrations.stripe.objects import Dispute as StripeDispute
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
 from marketplace_api.notifications.notify import notify_dispute_opened
 from marketplace_api.orders.models import Order, OrderStatus
+from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
@@ -49,25 +50,23 @@ logger = logging.getLogger(__name__)
 WON = frozenset({"won", "prevented", "warning_closed"})
 
 
-def _ts(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+def _evidence_due_by(obj: StripeDispute) -> datetime | None:
+    due_by = obj.evidence_details.due_by
+    return datetime.fromtimestamp(due_by, UTC) if due_by is not None else None
 
 
-async def _payment_for(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
-    charge, intent = obj.get("charge"), obj.get("payment_intent")
-    charge_id = charge if isinstance(charge, str) else (charge or {}).get("id")
-    intent_id = intent if isinstance(intent, str) else (intent or {}).get("id")
+async def _payment_for(session: AsyncSession, obj: StripeDispute) -> Payment | None:
     conditions = []
-    if charge_id:
-        conditions.append(Payment.stripe_charge_id == charge_id)
-    if intent_id:
-        conditions.append(Payment.stripe_payment_intent_id == intent_id)
+    if obj.charge:
+        conditions.append(Payment.stripe_charge_id == obj.charge)
+    if obj.payment_intent:
+        conditions.append(Payment.stripe_payment_intent_id == obj.payment_intent)
     if not conditions:
         return None
     return (await session.execute(select(Payment).where(or_(*conditions)))).scalars().first()
 
 
-def _bind(payment: Payment, obj: dict[str, Any], account: str | None) -> None:
+def _bind(payment: Payment, obj: StripeDispute, account: str | None) -> None:
     """The disputed charge must be the payment's, in its currency, on its account (the vendor's
     for direct charges, the platform's otherwise), for at most its amount (`Mismatch`)."""
     verify(
@@ -83,25 +82,19 @@ def _bind(payment: Payment, obj: dict[str, Any], account: str | None) -> None:
             "payment_intent": payment.stripe_payment_intent_id,
         },
     )
-    amount = obj.get("amount")
-    if amount is not None and (
-        not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= payment.amount
-    ):
-        raise Mismatch(f"payment {payment.id}", "dispute amount", payment.amount, amount)
+    if not 0 < obj.amount <= payment.amount:
+        raise Mismatch(f"payment {payment.id}", "dispute amount", payment.amount, obj.amount)
 
 
 async def apply_dispute(
     session: AsyncSession,
-    obj: dict[str, Any],
+    obj: StripeDispute,
     *,
     observed_at: datetime,
     account: str | None,
-) -> Dispute | None:
-    """Bring our dispute (and the payment's orders) to Stripe's dispute object. None when the
-    disputed charge is not one of ours."""
-    dispute_id = obj.get("id")
-    if not isinstance(dispute_id, str):
-        return None
+) -> Dispute:
+    """Bring our dispute (and the payment's orders) to Stripe's dispute object."""
+    dispute_id = obj.id
     payment = await _payment_for(session, obj)
     if payment is None:
         # Stripe may send a dispute before the event that records its charge or PaymentIntent
@@ -109,11 +102,8 @@ async def apply_dispute(
         # that never becomes ours fails after the retries, and the operator is alerted.
         raise RetryLater(f"dispute {dispute_id}: its charge is not recorded (yet)")
     _bind(payment, obj, account)
-    orders = (
-        (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
-    )
-    status = str(obj.get("status") or "needs_response")
-    charge = obj.get("charge")
+    orders = await orders_of_payment(session, payment.id)
+    status = obj.status or "needs_response"
     inserted = (
         await session.execute(
             insert(Dispute)
@@ -121,14 +111,14 @@ async def apply_dispute(
                 id=uuid.uuid4(),
                 stripe_dispute_id=dispute_id,
                 payment_id=payment.id,
-                stripe_charge_id=charge if isinstance(charge, str) else payment.stripe_charge_id,
+                stripe_charge_id=obj.charge or payment.stripe_charge_id,
                 stripe_account_id=account,
-                amount=int(obj.get("amount") or payment.amount),
-                currency=str(obj.get("currency") or payment.currency),
-                reason=obj.get("reason"),
+                amount=obj.amount or payment.amount,
+                currency=obj.currency or payment.currency,
+                reason=obj.reason,
                 status=status,
                 is_open=True,
-                evidence_due_by=_ts((obj.get("evidence_details") or {}).get("due_by")),
+                evidence_due_by=_evidence_due_by(obj),
                 orders_before={str(o.id): o.status.value for o in orders},
                 stripe_synced_at=observed_at,
             )
@@ -152,17 +142,15 @@ async def apply_dispute(
     elif not dispute.is_open or is_older(observed_at, dispute.stripe_synced_at):
         return dispute  # closed disputes stay closed; older news changes nothing
     dispute.status = status
-    dispute.amount = int(obj.get("amount") or dispute.amount)
-    dispute.reason = obj.get("reason") or dispute.reason
-    dispute.evidence_due_by = (
-        _ts((obj.get("evidence_details") or {}).get("due_by")) or dispute.evidence_due_by
-    )
+    dispute.amount = obj.amount or dispute.amount
+    dispute.reason = obj.reason or dispute.reason
+    dispute.evidence_due_by = _evidence_due_by(obj) or dispute.evidence_due_by
     dispute.stripe_synced_at = max(observed_at, dispute.stripe_synced_at)
     if status in CLOSED_STATUSES:
         dispute.is_open = False
         dispute.closed_at = observed_at
         await session.flush()
-        await _close(session, dispute, payment, list(orders), observed_at=observed_at)
+        await _close(session, dispute, payment, orders, observed_at=observed_at)
     await session.flush()
     return dispute
 
@@ -246,22 +234,16 @@ async def _recover_vendor_shares(
 
 
 async def record_dispute_funds(
-    session: AsyncSession, obj: dict[str, Any], *, observed_at: datetime, reinstated: bool
+    session: AsyncSession, obj: StripeDispute, *, observed_at: datetime, reinstated: bool
 ) -> bool:
     """`charge.dispute.funds_withdrawn` / `funds_reinstated`: one ledger row each."""
     dispute = (
-        await session.execute(
-            select(Dispute).where(Dispute.stripe_dispute_id == str(obj.get("id")))
-        )
+        await session.execute(select(Dispute).where(Dispute.stripe_dispute_id == obj.id))
     ).scalar_one_or_none()
     if dispute is None:
         return False
-    orders = (
-        (await session.execute(select(Order).where(Order.payment_id == dispute.payment_id)))
-        .scalars()
-        .all()
-    )
-    amount = int(obj.get("amount") or dispute.amount)
+    orders = await orders_of_payment(session, dispute.payment_id)
+    amount = obj.amount or dispute.amount
     return await ledger.record(
         session,
         kind=MovementKind.dispute_reinstatement if reinstated else MovementKind.dispute_withdrawal,

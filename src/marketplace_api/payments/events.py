@@ -15,13 +15,13 @@ PaymentIntent is open, which only the expiry job may cancel, calling Stripe).
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.state import (
     apply_payment_intent,
@@ -32,7 +32,7 @@ from marketplace_api.payments.state import (
     mark_succeeded,
     transition_payment,
 )
-from marketplace_api.webhooks.binding import Mismatch, Source
+from marketplace_api.webhooks.binding import Mismatch, Source, metadata_id, our_id
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 from marketplace_api.webhooks.waiting import wake_events_waiting_on
 
@@ -48,37 +48,30 @@ logger = logging.getLogger(__name__)
 )
 async def on_payment_intent(session: AsyncSession, ctx: EventContext) -> None:
     await apply_payment_intent(
-        session, ctx.object, observed_at=ctx.created, source=Source(ctx.account)
+        session, ctx.parse(PaymentIntent), observed_at=ctx.created, source=Source(ctx.account)
     )
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-async def _bound_payment(session: AsyncSession, ctx: EventContext) -> Payment | None:
+async def _bound_payment(
+    session: AsyncSession, checkout: CheckoutSession, source: Source
+) -> Payment | None:
     """The payment of a paid/failed Checkout Session, bound to it: the session id must be the
     one we recorded (or none is recorded yet and one was being created: the create answer was
     lost), and its amount, currency and account must be the payment's (`Mismatch` otherwise)."""
-    payment = await _payment_for_session(session, ctx.object)
+    payment = await _payment_for_session(session, checkout, source)
     if payment is None:
         return None
-    _bind_session(payment, ctx)
-    session_id = ctx.object.get("id")
-    if payment.checkout_session_id != session_id and not (
+    if payment.checkout_session_id != checkout.id and not (
         payment.checkout_session_id is None and payment.checkout_session_seq > 0
     ):
         raise Mismatch(
-            f"payment {payment.id}", "checkout session", payment.checkout_session_id, session_id
+            f"payment {payment.id}", "checkout session", payment.checkout_session_id, checkout.id
         )
-    intent_id = _intent_id(ctx.object)
+    intent_id = checkout.payment_intent
     if (
         intent_id
         and payment.checkout_payment_intent_id not in (None, intent_id)
-        and payment.checkout_session_id == session_id
+        and payment.checkout_session_id == checkout.id
     ):
         raise Mismatch(
             f"payment {payment.id}",
@@ -89,50 +82,50 @@ async def _bound_payment(session: AsyncSession, ctx: EventContext) -> Payment | 
     return payment
 
 
-def _bind_session(payment: Payment, ctx: EventContext) -> None:
-    bind_payment_object(
-        payment, ctx.object, source=Source(ctx.account), amount_field="amount_total"
-    )
-
-
-async def _payment_for_session(session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
-    """By our metadata / client_reference_id first, then the session id. Raises RetryLater when
-    the session names a payment that is not committed yet."""
-    payment_id = _uuid((obj.get("metadata") or {}).get("payment_id")) or _uuid(
-        obj.get("client_reference_id")
+async def _payment_for_session(
+    session: AsyncSession, checkout: CheckoutSession, source: Source
+) -> Payment | None:
+    """By our metadata / client_reference_id first, then the session id, locked; its amount,
+    currency and account must be the payment's. Raises RetryLater when the session names a
+    payment that is not committed yet."""
+    payment_id = metadata_id(checkout.metadata, "payment_id") or our_id(
+        checkout.client_reference_id
     )
     if payment_id is not None:
         payment = await lock_payment(session, payment_id)
         if payment is None:
             raise RetryLater(f"payment {payment_id} of Checkout Session is not committed yet")
-        return payment
-    found = await session.execute(
-        select(Payment.id).where(Payment.checkout_session_id == obj.get("id"))
-    )
-    other = found.scalar_one_or_none()
-    return await lock_payment(session, other) if other is not None else None
+    else:
+        found = await session.execute(
+            select(Payment.id).where(Payment.checkout_session_id == checkout.id)
+        )
+        other = found.scalar_one_or_none()
+        payment = await lock_payment(session, other) if other is not None else None
+    if payment is not None:
+        bind_payment_object(payment, checkout, source=source, amount_field="amount_total")
+    return payment
 
 
-def _intent_id(obj: dict[str, Any]) -> str | None:
-    intent = obj.get("payment_intent")
-    if isinstance(intent, dict):
-        return str(intent.get("id")) if intent.get("id") else None
-    return str(intent) if intent else None
-
-
-@handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
-async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> None:
-    payment = await _bound_payment(session, ctx)
-    if payment is None:
-        return
-    intent_id = _intent_id(ctx.object)
-    if payment.checkout_session_id is None:
-        payment.checkout_session_id = str(ctx.object.get("id"))
+async def _record_session_intent(
+    session: AsyncSession, payment: Payment, intent_id: str | None
+) -> None:
     if intent_id and payment.checkout_payment_intent_id is None:
         payment.checkout_payment_intent_id = intent_id
         # Its own events may have arrived first and be waiting for this record.
         await wake_events_waiting_on(session, intent_id, now=datetime.now(UTC))
-    if ctx.object.get("payment_status") == "paid" and payment.status is not PaymentStatus.succeeded:
+
+
+@handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
+async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> None:
+    checkout = ctx.parse(CheckoutSession)
+    payment = await _bound_payment(session, checkout, Source(ctx.account))
+    if payment is None:
+        return
+    intent_id = checkout.payment_intent
+    if payment.checkout_session_id is None:
+        payment.checkout_session_id = checkout.id
+    await _record_session_intent(session, payment, intent_id)
+    if checkout.payment_status == "paid" and payment.status is not PaymentStatus.succeeded:
         values: dict[str, Any] = counting_intent(payment, intent_id) if intent_id else {}
         await mark_succeeded(session, payment, now=ctx.created, values=values)
     await session.flush()
@@ -140,14 +133,11 @@ async def on_checkout_session_paid(session: AsyncSession, ctx: EventContext) -> 
 
 @handles("checkout.session.async_payment_failed")
 async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventContext) -> None:
-    payment = await _bound_payment(session, ctx)
+    checkout = ctx.parse(CheckoutSession)
+    payment = await _bound_payment(session, checkout, Source(ctx.account))
     if payment is None:
         return
-    intent_id = _intent_id(ctx.object)
-    if intent_id and payment.checkout_payment_intent_id is None:
-        payment.checkout_payment_intent_id = intent_id
-        # Its own events may have arrived first and be waiting for this record.
-        await wake_events_waiting_on(session, intent_id, now=datetime.now(UTC))
+    await _record_session_intent(session, payment, checkout.payment_intent)
     values = {
         "failure_code": "async_payment_failed",
         "failure_message": "The delayed payment method failed; the buyer may try another one.",
@@ -164,13 +154,11 @@ async def on_checkout_session_payment_failed(session: AsyncSession, ctx: EventCo
 
 @handles("checkout.session.expired")
 async def on_checkout_session_expired(session: AsyncSession, ctx: EventContext) -> None:
-    payment = await _payment_for_session(session, ctx.object)
-    if payment is None:
+    checkout = ctx.parse(CheckoutSession)
+    payment = await _payment_for_session(session, checkout, Source(ctx.account))
+    if payment is None or payment.status not in PAYABLE_STATUSES:
         return
-    _bind_session(payment, ctx)
-    if payment.status not in PAYABLE_STATUSES:
-        return
-    if payment.checkout_session_id not in (None, ctx.object.get("id")):
+    if payment.checkout_session_id not in (None, checkout.id):
         return  # an older session of this payment; a newer one is open
     if payment.stripe_payment_intent_id is not None:
         # The Payment Element's PaymentIntent may still be paid: the expiry job cancels it at

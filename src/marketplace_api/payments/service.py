@@ -194,7 +194,7 @@ async def cancel_payment(
             intent = await gateway.retrieve_payment_intent(
                 intent_id, stripe_account=payment.stripe_account_id
             )
-            await apply_payment_intent(session, intent.model_dump(), observed_at=now)
+            await apply_payment_intent(session, intent, observed_at=now)
             await session.commit()
             await session.refresh(payment)
             if intent.status != "canceled":

@@ -5,7 +5,7 @@
 failed) never move again; an older non-terminal update (by Stripe's event time) is ignored.
 
 `apply_payment_intent` is what webhooks (`payments.events`), the reconcile job and the expiry job
-call with a PaymentIntent as JSON. It never commits and never calls Stripe.
+call with a PaymentIntent (typed; JSON is parsed first). It never commits and never calls Stripe.
 """
 
 from __future__ import annotations
@@ -20,13 +20,22 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
+from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
+from marketplace_api.ledger.service import record_payment_succeeded
 from marketplace_api.notifications.notify import notify_orders_paid
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.refunds.duplicates import record_duplicate
-from marketplace_api.webhooks.binding import Mismatch, Source, account_of, is_older, verify
+from marketplace_api.webhooks.binding import (
+    Mismatch,
+    Source,
+    account_of,
+    is_older,
+    metadata_id,
+    verify,
+)
 from marketplace_api.webhooks.dispatch import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -135,8 +144,6 @@ async def mark_succeeded(
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
         orders = await orders_of_payment(session, payment.id)  # once, for ledger and e-mails
-        from marketplace_api.ledger.service import record_payment_succeeded
-
         await record_payment_succeeded(session, payment, orders)  # charge, fee, settled share
         await notify_orders_paid(session, payment, orders)  # receipt + vendor's new order, once
     return moved
@@ -145,74 +152,47 @@ async def mark_succeeded(
 # --- applying a PaymentIntent ---------------------------------------------------------------
 
 
-def _metadata_payment_id(intent: Mapping[str, Any]) -> tuple[bool, uuid.UUID | None]:
-    """(has a payment_id in metadata, the parsed id or None when it is not one of ours)."""
-    raw = (intent.get("metadata") or {}).get("payment_id")
-    if not raw:
-        return False, None
-    try:
-        return True, uuid.UUID(str(raw))
-    except ValueError:
-        return False, None
-
-
 async def find_payment_for_intent(
-    session: AsyncSession, intent: Mapping[str, Any]
+    session: AsyncSession, intent: PaymentIntent
 ) -> tuple[Payment | None, bool]:
     """The payment an intent belongs to, locked; and whether the intent names one of ours."""
-    has_metadata, payment_id = _metadata_payment_id(intent)
+    payment_id = metadata_id(intent.metadata, "payment_id")
     if payment_id is not None:
         payment = await lock_payment(session, payment_id)
         if payment is not None:
             return payment, True
-    intent_id = intent.get("id")
-    if intent_id:
-        found = await session.execute(
-            select(Payment.id).where(
-                (Payment.stripe_payment_intent_id == intent_id)
-                | (Payment.checkout_payment_intent_id == intent_id)
-                | (Payment.replaced_payment_intent_id == intent_id)
-            )
+    found = await session.execute(
+        select(Payment.id).where(
+            (Payment.stripe_payment_intent_id == intent.id)
+            | (Payment.checkout_payment_intent_id == intent.id)
+            | (Payment.replaced_payment_intent_id == intent.id)
         )
-        other_id = found.scalars().first()
-        if other_id is not None:
-            return await lock_payment(session, other_id), True
-    return None, has_metadata
+    )
+    other_id = found.scalars().first()
+    if other_id is not None:
+        return await lock_payment(session, other_id), True
+    return None, payment_id is not None
 
 
-def _id_of(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        inner = value.get("id")
-        return str(inner) if inner else None
-    return None
-
-
-def _charge_values(intent: Mapping[str, Any]) -> dict[str, Any]:
+def _charge_values(intent: PaymentIntent) -> dict[str, Any]:
     """Charge id, destination transfer id and Stripe's fee, where the intent carries them."""
-    charge = intent.get("latest_charge")
     values: dict[str, Any] = {}
-    charge_id = _id_of(charge)
-    if charge_id:
-        values["stripe_charge_id"] = charge_id
-    if isinstance(charge, Mapping):
-        transfer_id = _id_of(charge.get("transfer"))
-        if transfer_id:
-            values["stripe_transfer_id"] = transfer_id
-        balance = charge.get("balance_transaction")
-        if isinstance(balance, Mapping) and isinstance(balance.get("fee"), int):
-            values["stripe_fee"] = balance["fee"]
+    if intent.latest_charge:
+        values["stripe_charge_id"] = intent.latest_charge
+    charge = intent.expanded_charge
+    if charge is not None:
+        if charge.transfer:
+            values["stripe_transfer_id"] = charge.transfer
+        if charge.balance_transaction is not None and charge.balance_transaction.fee is not None:
+            values["stripe_fee"] = charge.balance_transaction.fee
     return values
 
 
-def _failure(intent: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    error = intent.get("last_payment_error")
-    if not isinstance(error, Mapping):
+def _failure(intent: PaymentIntent) -> tuple[str | None, str | None]:
+    error = intent.last_payment_error
+    if error is None:
         return None, None
-    code = error.get("decline_code") or error.get("code") or error.get("type")
-    message = error.get("message")
-    return (str(code) if code else None), (str(message) if message else None)
+    return (error.decline_code or error.code or error.type or None), (error.message or None)
 
 
 def _synced(payment: Payment, observed_at: datetime) -> datetime:
@@ -236,7 +216,7 @@ def known_intents(payment: Payment) -> tuple[str | None, ...]:
 
 def bind_payment_object(
     payment: Payment,
-    obj: Mapping[str, Any],
+    obj: PaymentIntent | CheckoutSession,
     *,
     source: Source | None,
     amount_field: str = "amount",
@@ -254,7 +234,7 @@ def bind_payment_object(
     )
 
 
-def bind_intent(payment: Payment, intent: Mapping[str, Any], *, source: Source | None) -> None:
+def bind_intent(payment: Payment, intent: PaymentIntent, *, source: Source | None) -> None:
     """`intent` is one of the payment's PaymentIntents, or `Mismatch`.
 
     Its id must be one we stored: the Payment Element's, the Checkout Session's, or the one
@@ -263,7 +243,7 @@ def bind_intent(payment: Payment, intent: Mapping[str, Any], *, source: Source |
     `checkout.session.*` event that records it: while a session exists whose PaymentIntent we
     have not recorded, an unknown id waits for it (`RetryLater`) instead of being refused."""
     bind_payment_object(payment, intent, source=source)
-    intent_id = intent.get("id")
+    intent_id = intent.id
     if intent_id in known_intents(payment) or payment.stripe_payment_intent_id is None:
         return
     if payment.checkout_session_seq > 0 and payment.checkout_payment_intent_id is None:
@@ -273,7 +253,7 @@ def bind_intent(payment: Payment, intent: Mapping[str, Any], *, source: Source |
 
 async def apply_payment_intent(
     session: AsyncSession,
-    intent: dict[str, Any],
+    intent: PaymentIntent,
     *,
     observed_at: datetime,
     source: Source | None = None,
@@ -289,12 +269,11 @@ async def apply_payment_intent(
     payment, ours = await find_payment_for_intent(session, intent)
     if payment is None:
         if ours:
-            raise RetryLater(f"payment for PaymentIntent {intent.get('id')} is not committed yet")
+            raise RetryLater(f"payment for PaymentIntent {intent.id} is not committed yet")
         return None
     bind_intent(payment, intent, source=source)
 
-    intent_id = str(intent.get("id") or "")
-    status = str(intent.get("status") or "")
+    intent_id, status = intent.id, intent.status
     if payment.stripe_payment_intent_id is None and intent_id:
         # Created, but the answer was lost (timeout) before we recorded it.
         payment.stripe_payment_intent_id = intent_id
@@ -320,9 +299,9 @@ async def apply_payment_intent(
 
 
 async def _apply_succeeded(
-    session: AsyncSession, payment: Payment, intent: Mapping[str, Any], *, observed_at: datetime
+    session: AsyncSession, payment: Payment, intent: PaymentIntent, *, observed_at: datetime
 ) -> None:
-    intent_id = str(intent["id"])
+    intent_id = intent.id
     charge = _charge_values(intent)
     if payment.status is P.succeeded:
         if payment.stripe_payment_intent_id != intent_id:
@@ -374,7 +353,7 @@ _NON_TERMINAL = {
 async def _apply_non_terminal(
     session: AsyncSession,
     payment: Payment,
-    intent: Mapping[str, Any],
+    intent: PaymentIntent,
     status: str,
     *,
     observed_at: datetime,

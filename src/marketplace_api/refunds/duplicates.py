@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,17 +31,21 @@ from marketplace_api import stripe_attempts as attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.integrations.stripe.objects import PaymentIntent
+from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_duplicate_payment_refunded, notify_operator
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
-from marketplace_api.webhooks.binding import Source, account_of, id_of, verify
+from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 
 logger = logging.getLogger(__name__)
 
 D = DuplicateRefundStatus
+# The metadata key naming the row a duplicate's refund belongs to.
+DUPLICATE_REFUND_KEY = "duplicate_refund_id"
 
 
 def _fee_collected(payment: Payment) -> int:
@@ -59,12 +62,11 @@ async def _single_vendor(session: AsyncSession, payment: Payment) -> uuid.UUID |
 
 
 async def record_duplicate(
-    session: AsyncSession, payment: Payment, intent: Mapping[str, Any], *, observed_at: datetime
+    session: AsyncSession, payment: Payment, intent: PaymentIntent, *, observed_at: datetime
 ) -> bool:
     """Record `intent` (bound to `payment`, succeeded, not the one that counts) to be refunded.
     True when this call recorded it. Never commits, never calls Stripe."""
-    intent_id = str(intent["id"])
-    charge_id = id_of(intent.get("latest_charge"))
+    intent_id, charge_id = intent.id, intent.latest_charge
     fee = _fee_collected(payment)
     inserted = (
         await session.execute(
@@ -200,7 +202,7 @@ async def execute_duplicate_refund(
             payment_intent=intent_id,
             amount=amount,
             reason="duplicate",
-            metadata={"duplicate_refund_id": str(row_id), "payment_id": str(payment.id)},
+            metadata={DUPLICATE_REFUND_KEY: str(row_id), "payment_id": str(payment.id)},
             idempotency_key=key,
             reverse_transfer=True if charge_type is ChargeType.destination else None,
             refund_application_fee=True if charge_type is not ChargeType.separate else None,
@@ -219,40 +221,31 @@ async def execute_duplicate_refund(
             await _fail(session, row_id, str(exc.extra.get("stripe_code") or exc.code), values)
         await session.commit()
         return
-    await apply_duplicate_refund(session, answer.model_dump(), observed_at=now)
+    await apply_duplicate_refund(session, answer, observed_at=now)
     await session.commit()
 
 
 # --- Stripe's answer and refund webhooks -------------------------------------------------------
 
 
-def names_duplicate(obj: Mapping[str, Any]) -> bool:
-    metadata = obj.get("metadata")
-    return isinstance(metadata, Mapping) and bool(metadata.get("duplicate_refund_id"))
+def names_duplicate(obj: StripeRefund) -> bool:
+    return bool(obj.metadata.get(DUPLICATE_REFUND_KEY))
 
 
 async def apply_duplicate_refund(
     session: AsyncSession,
-    obj: Mapping[str, Any],
+    obj: StripeRefund,
     *,
     observed_at: datetime,
     source: Source | None = None,
 ) -> DuplicatePaymentRefund | None:
     """Bring the duplicate's refund row to Stripe's refund object (bound: id, amount, currency,
     PaymentIntent and account). None when the refund is not one of these. Never commits."""
-    raw = (obj.get("metadata") or {}).get("duplicate_refund_id")
-    try:
-        ours = uuid.UUID(str(raw)) if raw else None
-    except ValueError:
-        ours = None
-    stripe_id = id_of(obj.get("id"))
-    conditions = []
+    ours = metadata_id(obj.metadata, DUPLICATE_REFUND_KEY)
+    stripe_id = obj.id or None
+    conditions = [DuplicatePaymentRefund.stripe_refund_id == obj.id]
     if ours is not None:
         conditions.append(DuplicatePaymentRefund.id == ours)
-    if stripe_id:
-        conditions.append(DuplicatePaymentRefund.stripe_refund_id == stripe_id)
-    if not conditions:
-        return None
     found = (
         await session.execute(
             select(DuplicatePaymentRefund, Payment)
@@ -280,11 +273,11 @@ async def apply_duplicate_refund(
     if row.stripe_refund_id is None and stripe_id:
         row.stripe_refund_id = stripe_id
         await session.flush()
-    status = str(obj.get("status") or "")
+    status = obj.status or ""
     if status == "succeeded" and await _succeed(session, row.id, observed_at):
         await _record_refunded(session, row, payment, stripe_id or str(row.id), observed_at)
     elif status in ("failed", "canceled"):
-        reason = str(obj.get("failure_reason") or status)
+        reason = obj.failure_reason or status
         await _fail(session, row.id, reason, {"next_attempt_at": None})
     return row
 

@@ -12,6 +12,8 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
+from marketplace_api.integrations.stripe.objects import RefundedCharge
 from marketplace_api.refunds import duplicates, sync
 from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
@@ -21,13 +23,14 @@ logger = logging.getLogger(__name__)
 
 @handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 async def on_refund(session: AsyncSession, event: EventContext) -> None:
-    if duplicates.names_duplicate(event.object):  # the refund of a second PaymentIntent
+    obj = event.parse(StripeRefund)
+    if duplicates.names_duplicate(obj):  # the refund of a second PaymentIntent
         await duplicates.apply_duplicate_refund(
-            session, event.object, observed_at=event.created, source=Source(event.account)
+            session, obj, observed_at=event.created, source=Source(event.account)
         )
         return
     refund = await sync.apply_refund_object(
-        session, dict(event.object), observed_at=event.created, source=Source(event.account)
+        session, obj, observed_at=event.created, source=Source(event.account)
     )
     if refund is None:
         logger.info("refund event for a refund that is not ours", extra={"event_id": event.id})
@@ -37,9 +40,7 @@ async def on_refund(session: AsyncSession, event: EventContext) -> None:
 async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None:
     """The charge carries its refunds only when expanded; each one present is applied. Without
     them, `refund.*` events (or the create answer) carry the details."""
-    refunds = (event.object.get("refunds") or {}).get("data") or []
-    for refund in refunds:
-        if isinstance(refund, dict):
-            await sync.apply_refund_object(
-                session, refund, observed_at=event.created, source=Source(event.account)
-            )
+    for refund in event.parse(RefundedCharge).refunds.data:
+        await sync.apply_refund_object(
+            session, refund, observed_at=event.created, source=Source(event.account)
+        )

@@ -83,7 +83,7 @@ async def execute_refund(
             ),
         ),
         ids={"refund_id": str(refund.id)},
-        record=lambda answer: apply_refund_object(session, answer.model_dump(), observed_at=now),
+        record=lambda answer: apply_refund_object(session, answer, observed_at=now),
         record_failure=lambda failure: _record_failure(session, refund, failure, now=now),
     )
     if failure is not None:

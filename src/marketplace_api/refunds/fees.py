@@ -66,7 +66,7 @@ async def reconcile_fee_refunds(
     order = orders[0][0] if len(orders) == 1 else None
     verify(
         f"payment {payment.id}",
-        fee.model_dump(),
+        fee,
         amount=payment.platform_fee,
         currency=payment.currency,
         account=account,

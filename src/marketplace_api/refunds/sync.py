@@ -15,12 +15,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
+from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
 from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
-from marketplace_api.orders.queries import lock_order
+from marketplace_api.orders.queries import lock_order, orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
 from marketplace_api.payments.queries import fresh_payment
@@ -37,7 +38,7 @@ from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, trans
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
 from marketplace_api.transfers.queries import refund_totals
 from marketplace_api.transfers.state import transition_reversal
-from marketplace_api.webhooks.binding import Source, account_of, verify
+from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 from marketplace_api.webhooks.dispatch import RetryLater
 
 logger = logging.getLogger(__name__)
@@ -89,33 +90,22 @@ async def cancel_reversal_of(session: AsyncSession, refund_id: uuid.UUID, why: s
 # --- Stripe's view of a refund (create answer, refund.* and charge.refunded webhooks) ----------
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def _payment_account(charge_type: ChargeType, stripe_account_id: str | None) -> str | None:
     return stripe_account_id if charge_type is ChargeType.direct else None
 
 
 async def _find_refund(
-    session: AsyncSession, obj: dict[str, Any], source: Source | None
+    session: AsyncSession, obj: StripeRefund, source: Source | None
 ) -> tuple[Refund | None, bool]:
     """Our refund for a Stripe refund (locked), and whether the refund names one of ours.
 
     Bound before anything moves (`Mismatch` otherwise): the Stripe refund id we stored, its
     amount and currency, the connected account of its payment and that payment's charge /
     PaymentIntent. The payment's columns come with the refund, in the same statement."""
-    ours = _uuid((obj.get("metadata") or {}).get("refund_id"))
-    conditions = []
+    ours = metadata_id(obj.metadata, "refund_id")
+    conditions = [Refund.stripe_refund_id == obj.id]
     if ours is not None:
         conditions.append(Refund.id == ours)
-    if obj.get("id"):
-        conditions.append(Refund.stripe_refund_id == str(obj["id"]))
-    if not conditions:
-        return None, False
     row = (
         await session.execute(
             select(
@@ -149,7 +139,7 @@ async def _find_refund(
 
 async def apply_refund_object(
     session: AsyncSession,
-    obj: dict[str, Any],
+    obj: StripeRefund,
     *,
     observed_at: datetime,
     source: Source | None = None,
@@ -164,14 +154,14 @@ async def apply_refund_object(
     refund, ours = await _find_refund(session, obj, source)
     if refund is None:
         if ours:
-            raise RetryLater(f"refund for {obj.get('id')} is not committed yet")
+            raise RetryLater(f"refund for {obj.id} is not committed yet")
         refund = await _adopt_external_refund(session, obj, source)
         if refund is None:
             return None
-    stripe_id = str(obj.get("id") or "") or None
+    stripe_id = obj.id or None
     if refund.stripe_refund_id is None and stripe_id:
         refund.stripe_refund_id = stripe_id
-    target = FROM_STRIPE.get(str(obj.get("status") or ""))
+    target = FROM_STRIPE.get(obj.status or "")
     if target is None or target is RefundStatus.pending:
         await session.flush()
         return refund
@@ -179,7 +169,7 @@ async def apply_refund_object(
     if target is RefundStatus.succeeded:
         values["succeeded_at"] = observed_at
     else:
-        values["failure_reason"] = str(obj.get("failure_reason") or obj.get("status"))[:255]
+        values["failure_reason"] = str(obj.failure_reason or obj.status)[:255]
     await session.flush()
     if await transition_refund(session, refund.id, target, values=values):
         refund = await get_refund(session, refund.id)
@@ -207,7 +197,7 @@ async def apply_refund_object(
 
 
 async def _on_succeeded(
-    session: AsyncSession, refund: Refund, obj: dict[str, Any], *, observed_at: datetime
+    session: AsyncSession, refund: Refund, obj: StripeRefund, *, observed_at: datetime
 ) -> None:
     """The money is on its way back: amounts, the order's status and the ledger, once (the
     caller's conditional status change is the guard)."""
@@ -232,7 +222,7 @@ async def _on_succeeded(
         to = OrderStatus.refunded if refunded >= amount else OrderStatus.partially_refunded
         await transition_orders(session, to, now=observed_at, order_ids=[refund.order_id])
     await notify_refund_issued(session, refund.id)
-    stripe_id = str(refund.stripe_refund_id or obj.get("id"))
+    stripe_id = refund.stripe_refund_id or obj.id
     common: dict[str, Any] = {
         "currency": refund.currency,
         "occurred_at": observed_at,
@@ -261,24 +251,23 @@ async def _on_succeeded(
         # came out of the vendor's own balance.
         taken_back = refund.amount - refund.fee_refunded
         if taken_back:
-            reversal_id = obj.get("transfer_reversal")
             await ledger.record(
                 session,
                 kind=MovementKind.transfer_reversal,
                 amount=-taken_back,
-                stripe_id=str(reversal_id) if isinstance(reversal_id, str) else stripe_id,
+                stripe_id=obj.transfer_reversal or stripe_id,
                 details={"refund_id": str(refund.id), "charge_type": payment.charge_type.value},
                 **common,
             )
 
 
 async def _adopt_external_refund(
-    session: AsyncSession, obj: dict[str, Any], source: Source | None
+    session: AsyncSession, obj: StripeRefund, source: Source | None
 ) -> Refund | None:
     """A refund made in the Stripe dashboard on one of our single-order payments: recorded so
     amounts and the ledger stay true (no transfer reversal is made for it)."""
-    intent_id, charge_id, amount = obj.get("payment_intent"), obj.get("charge"), obj.get("amount")
-    if not isinstance(amount, int) or amount <= 0 or not (intent_id or charge_id):
+    intent_id, charge_id, amount = obj.payment_intent, obj.charge, obj.amount
+    if amount <= 0 or not (intent_id or charge_id):
         return None
     payment = (
         await session.execute(
@@ -303,13 +292,11 @@ async def _adopt_external_refund(
             "payment_intent": payment.stripe_payment_intent_id,
         },
     )
-    orders = (
-        (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalars().all()
-    )
+    orders = await orders_of_payment(session, payment.id)
     if len(orders) != 1:
         logger.error(
             "refund made outside the API on a multi-vendor payment: record it by hand",
-            extra={"payment_id": str(payment.id), "stripe_refund_id": obj.get("id")},
+            extra={"payment_id": str(payment.id), "stripe_refund_id": obj.id},
         )
         return None
     order = await lock_order(session, orders[0].id)
@@ -320,7 +307,7 @@ async def _adopt_external_refund(
     if amount <= 0:
         return None
     vendor_share, fee_share = split_refund(order, reserved, amount)
-    reason = obj.get("reason")
+    reason = obj.reason
     refund = Refund(
         id=uuid.uuid4(),
         order_id=order.id,
@@ -331,12 +318,12 @@ async def _adopt_external_refund(
         vendor_share=vendor_share,
         fee_share=fee_share,
         fee_refunded=fee_share,
-        reason=RefundReason(str(reason))
-        if reason in RefundReason.__members__
+        reason=RefundReason(reason)
+        if reason is not None and reason in RefundReason.__members__
         else RefundReason.requested_by_customer,
         origin=RefundOrigin.stripe,
         status=RefundStatus.pending,
-        stripe_refund_id=str(obj.get("id")),
+        stripe_refund_id=obj.id,
     )
     session.add(refund)
     await session.flush()

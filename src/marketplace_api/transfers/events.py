@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.integrations.stripe.objects import Payout
+from marketplace_api.integrations.stripe.objects import Transfer as StripeTransfer
+from marketplace_api.integrations.stripe.objects import TransferReversal as StripeTransferReversal
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.notifications.notify import notify_payout_failed
@@ -22,26 +25,18 @@ from marketplace_api.refunds import fees
 from marketplace_api.transfers import records as service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
-from marketplace_api.webhooks.binding import Mismatch, verify
+from marketplace_api.webhooks.binding import Mismatch, metadata_id, verify
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 
 logger = logging.getLogger(__name__)
-
-
-def _our_id(obj: dict[str, Any], key: str) -> uuid.UUID | None:
-    try:
-        raw = (obj.get("metadata") or {}).get(key)
-        return uuid.UUID(str(raw)) if raw else None
-    except ValueError:
-        return None
 
 
 @handles("transfer.created", "transfer.updated", "transfer.reversed")
 async def on_transfer(session: AsyncSession, event: EventContext) -> None:
     """Transfers live on the platform (no `event.account`); each transfer and reversal must be
     the one we recorded: Stripe id, amount, currency and destination (`Mismatch` otherwise)."""
-    obj = dict(event.object)
-    transfer_id = _our_id(obj, "transfer_id")
+    obj = event.parse(StripeTransfer)
+    transfer_id = metadata_id(obj.metadata, "transfer_id")
     transfer = await session.get(Transfer, transfer_id) if transfer_id is not None else None
     if transfer_id is not None:
         if transfer is None:
@@ -56,11 +51,9 @@ async def on_transfer(session: AsyncSession, event: EventContext) -> None:
             expected_account=None,
             references={"destination": transfer.destination},
         )
-    reversals: list[tuple[uuid.UUID, dict[str, Any]]] = []
-    for reversal in (obj.get("reversals") or {}).get("data") or []:
-        if not isinstance(reversal, dict):
-            continue
-        reversal_id = _our_id(reversal, "reversal_id")
+    reversals: list[tuple[uuid.UUID, StripeTransferReversal]] = []
+    for reversal in obj.reversals.data:
+        reversal_id = metadata_id(reversal.metadata, "reversal_id")
         row = await session.get(TransferReversal, reversal_id) if reversal_id else None
         if reversal_id is None or row is None:
             continue
@@ -74,17 +67,17 @@ async def on_transfer(session: AsyncSession, event: EventContext) -> None:
             currency=row.currency,
             references={"transfer": ours},
         )
-        if ours is not None and ours != obj.get("id"):
-            raise Mismatch(f"transfer reversal {row.id}", "transfer", ours, obj.get("id"))
+        if ours is not None and ours != obj.id:
+            raise Mismatch(f"transfer reversal {row.id}", "transfer", ours, obj.id)
         reversals.append((reversal_id, reversal))
     # Everything is verified before anything moves.
     if transfer is not None:
         await service.record_transfer_created(
-            session, transfer.id, str(obj["id"]), observed_at=event.created
+            session, transfer.id, obj.id, observed_at=event.created
         )
     for reversal_id, reversal in reversals:
         await service.record_reversal_created(
-            session, reversal_id, str(reversal["id"]), observed_at=event.created
+            session, reversal_id, reversal.id, observed_at=event.created
         )
 
 
@@ -92,25 +85,25 @@ async def on_transfer(session: AsyncSession, event: EventContext) -> None:
 async def on_payout(session: AsyncSession, event: EventContext) -> None:
     """A connected account's payout to its bank: `payout` (-amount) on the vendor's statement;
     a failed payout that was recorded as paid comes back (`payout_failed`, +amount)."""
-    obj = event.object
-    if not event.account or not isinstance(obj.get("amount"), int) or not obj.get("id"):
-        logger.info("payout event without account/amount", extra={"event_id": event.id})
+    if not event.account:
+        logger.info("payout event without account", extra={"event_id": event.id})
         return
+    payout = event.parse(Payout)
     vendor_id = (
         await session.execute(select(Vendor.id).where(Vendor.stripe_account_id == event.account))
     ).scalar_one_or_none()
     if vendor_id is None:
         logger.info("payout of an unknown account", extra={"event_id": event.id})
         return
-    payout_id, amount = str(obj["id"]), int(obj["amount"])
+    payout_id, amount = payout.id, payout.amount
     common: dict[str, Any] = {
-        "currency": str(obj.get("currency") or "usd"),
+        "currency": payout.currency,
         "stripe_id": payout_id,
         "occurred_at": event.created,
         "vendor_id": vendor_id,
     }
     if event.type == "payout.paid":
-        details = {"arrival_date": obj.get("arrival_date"), "method": obj.get("method")}
+        details = {"arrival_date": payout.arrival_date, "method": payout.method}
         await ledger.record(
             session, kind=MovementKind.payout, amount=-amount, details=details, **common
         )
@@ -130,20 +123,19 @@ async def on_payout(session: AsyncSession, event: EventContext) -> None:
             session,
             kind=MovementKind.payout_failed,
             amount=amount,
-            details={"failure_code": obj.get("failure_code")},
+            details={"failure_code": payout.failure_code},
             **common,
         )
     else:
-        logger.warning(
-            "payout failed", extra={"payout": payout_id, "failure": obj.get("failure_code")}
-        )
-    await notify_payout_failed(session, event.account, obj)
+        logger.warning("payout failed", extra={"payout": payout_id, "failure": payout.failure_code})
+    await notify_payout_failed(session, event.account, event.object)
 
 
 @handles("application_fee.refunded")
 async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
     """Stripe's fee refunds against our split of the refunds: a rounding difference (a minor
     unit) is recorded in the ledger (`refunds.fees`)."""
+    # No typed application fee yet: `refunds.fees` reads Stripe's JSON.
     await fees.reconcile_fee_refunds(
-        session, dict(event.object), observed_at=event.created, account=event.account
+        session, event.object, observed_at=event.created, account=event.account
     )

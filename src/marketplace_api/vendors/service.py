@@ -42,7 +42,7 @@ from marketplace_api.vendors.schemas import (
     VendorProfileUpdate,
 )
 from marketplace_api.vendors.status import derive_account_state
-from marketplace_api.webhooks.binding import Mismatch, Source, account_of, verify
+from marketplace_api.webhooks.binding import Mismatch, Source, account_of, metadata_id, verify
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +191,7 @@ def payments_config(vendor: Vendor, settings: Settings) -> PaymentsConfigRead:
 
 
 def _metadata_vendor_id(account: Account) -> uuid.UUID | None:
-    raw = account.metadata.get("vendor_id")
-    try:
-        return uuid.UUID(str(raw)) if raw else None
-    except ValueError:
-        return None
+    return metadata_id(account.metadata, "vendor_id")
 
 
 async def _find_vendor_for_account(session: AsyncSession, account: Account) -> Vendor | None:
@@ -243,7 +239,7 @@ async def apply_stripe_account(
     # An account event comes from that account (`event.account`); metadata alone never binds.
     verify(
         f"vendor {vendor.id}",
-        account.model_dump(),
+        account,
         ids=[vendor.stripe_account_id],
         account=account_of(source),
         expected_account=account.id,

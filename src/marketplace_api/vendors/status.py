@@ -66,7 +66,7 @@ def derive_status(account: Account) -> VendorStatus:
         return VendorStatus.disabled
     if not account.details_submitted:
         return VendorStatus.onboarding
-    transfers = account.capabilities.get("transfers")
+    transfers = account.capability("transfers")
     if account.charges_enabled and account.payouts_enabled and transfers in (None, "active"):
         return VendorStatus.active
     return VendorStatus.restricted

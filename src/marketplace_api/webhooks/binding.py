@@ -16,10 +16,13 @@ seconds and an equal second is *not* older (the later-arriving view is applied).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
+
+from marketplace_api.integrations.stripe.objects import StripeModel, metadata_value
 
 
 class Mismatch(Exception):
@@ -52,19 +55,29 @@ def account_of(source: Source | None) -> str | _Unchecked | None:
     return UNCHECKED if source is None else source.account
 
 
-def id_of(value: Any) -> str | None:
-    """A Stripe reference as an id, whether expanded (an object) or not (a string)."""
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, Mapping):
-        inner = value.get("id")
-        return str(inner) if inner else None
-    return None
+def _reference(obj: StripeModel, name: str) -> str | None:
+    """A Stripe id the object carries (expandable references are parsed to their id)."""
+    value = getattr(obj, name, None)
+    return value if isinstance(value, str) and value else None
+
+
+def our_id(raw: str | None) -> uuid.UUID | None:
+    """One of our row ids as a Stripe object carries it (None when absent or not an id). It only
+    finds a candidate row: `verify` binds the object to it."""
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def metadata_id(metadata: Mapping[str, str], key: str) -> uuid.UUID | None:
+    """`our_id` of the metadata `key` of a Stripe object."""
+    return our_id(metadata_value(metadata, key))
 
 
 def verify(
     what: str,
-    obj: Mapping[str, Any],
+    obj: StripeModel,
     *,
     ids: Iterable[str | None] = (),
     amount: int | None = None,
@@ -76,7 +89,7 @@ def verify(
 ) -> None:
     """Raise `Mismatch` unless `obj` is the object we recorded.
 
-    - `ids`: the Stripe ids we stored for this row; when any is stored, `obj["id"]` must be one
+    - `ids`: the Stripe ids we stored for this row; when any is stored, `obj.id` must be one
       of them (when none is, the create answer was lost: the other fields must still agree);
     - `amount` / `currency`: what we recorded (`amount_field` names the object's field);
     - `account` (the event's `account`, or `UNCHECKED`) must equal `expected_account`: the
@@ -85,21 +98,21 @@ def verify(
       equal the stored ones where both are known.
     """
     stored = [i for i in ids if i]
-    object_id = id_of(obj.get("id"))
+    object_id = obj.id or None
     if stored and object_id not in stored:
         raise Mismatch(what, "id", stored[0], object_id)
     if amount is not None:
-        theirs = obj.get(amount_field)
+        theirs = getattr(obj, amount_field, None)
         if not isinstance(theirs, int) or isinstance(theirs, bool) or theirs != amount:
             raise Mismatch(what, amount_field, amount, theirs)
     if currency is not None:
-        theirs_currency = obj.get("currency")
+        theirs_currency = getattr(obj, "currency", None)
         if not isinstance(theirs_currency, str) or theirs_currency.lower() != currency.lower():
             raise Mismatch(what, "currency", currency, theirs_currency)
     if not isinstance(account, _Unchecked) and account != expected_account:
         raise Mismatch(what, "account", expected_account, account)
     for field, ours in (references or {}).items():
-        theirs_ref = id_of(obj.get(field))
+        theirs_ref = _reference(obj, field)
         if ours and theirs_ref and theirs_ref != ours:
             raise Mismatch(what, field, ours, theirs_ref)
 

@@ -5,22 +5,29 @@ module; `HANDLER_MODULES` lists those modules so the table is complete once `loa
 
 A handler runs inside the webhook pipeline's transaction: it reads and changes rows through the
 domain's state machine, never commits or rolls back, never calls Stripe, and does not change
-`ctx.object` (the stored event's payload). A database error it expects must be caught around a
-savepoint (`session.begin_nested()`), since an uncaught one aborts the transaction (the pipeline
-then keeps the event pending, with the error, rather than losing it). When the row an event
-targets does not exist yet (the event outran our commit), it raises `RetryLater`: the event stays
-pending and is applied again with backoff.
+`ctx.object` (the stored event's payload). It reads the object through `ctx.parse(Model)`, once:
+an object whose fields do not have Stripe's types raises `StripeObjectInvalid`, and the event is
+set aside like one that disagrees with our row (retrying cannot fix it). A database error it
+expects must be caught around a savepoint (`session.begin_nested()`), since an uncaught one aborts
+the transaction (the pipeline then keeps the event pending, with the error, rather than losing
+it). When the row an event targets does not exist yet (the event outran our commit), it raises
+`RetryLater`: the event stays pending and is applied again with backoff.
 """
 
 from __future__ import annotations
 
+import builtins
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace_api.integrations.stripe.objects import StripeModel, parse_object
+
+_M = TypeVar("_M", bound=StripeModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,10 @@ class EventContext:
     livemode: bool
     object: dict[str, Any]  # data.object, as JSON
     previous_attributes: dict[str, Any] | None = None
+
+    def parse(self, model: builtins.type[_M]) -> _M:
+        """`data.object` as `model` (`StripeObjectInvalid` when its fields have other types)."""
+        return parse_object(model, self.object)
 
 
 class RetryLater(Exception):

@@ -17,9 +17,10 @@
    `next_attempt_at = now + 5 s · 2^(attempts-1)` (capped at 1 h); after `MAX_ATTEMPTS` it becomes
    `failed` (an admin can retry it). The retry job (`process_due_events`) picks up due events.
 4. A handler that raises `binding.Mismatch` (the event names one of our rows but another object,
-   amount, currency or account): its changes are rolled back and the event is stored
-   `mismatched` with the disagreement, the admins are alerted, and the delivery is answered 200
-   (retrying cannot make it agree).
+   amount, currency or account) or `StripeObjectInvalid` (its object's fields do not have
+   Stripe's types): its changes are rolled back and the event is stored `mismatched` with the
+   disagreement, the admins are alerted, and the delivery is answered 200 (retrying cannot make
+   it agree).
 
 Status changes of a stored event go through `transition` only.
 """
@@ -29,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api import tracing
+from marketplace_api.integrations.stripe.objects import (
+    EventEnvelope,
+    StripeObjectInvalid,
+    parse_object,
+)
 from marketplace_api.metrics import WEBHOOK_EVENTS
 from marketplace_api.notifications.notify import (
     notify_webhook_event_failed,
@@ -47,7 +52,7 @@ from marketplace_api.notifications.notify import (
 )
 from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
-from marketplace_api.webhooks.exceptions import InvalidPayload
+from marketplace_api.webhooks.envelope import NewEvent
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -56,6 +61,8 @@ MAX_ATTEMPTS = 10
 BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_CAP = timedelta(hours=1)
 MAX_ERROR_LENGTH = 2000
+# A handler's refusals that no retry can change: the event is stored `mismatched`.
+SET_ASIDE = (Mismatch, StripeObjectInvalid)
 
 # The allowed moves of an event's status. `processed` is final; `ignored` and `failed` can be put
 # back to `pending` by an admin (e.g. once a handler for an ignored type is deployed).
@@ -87,84 +94,22 @@ def backoff(attempts: int) -> timedelta:
     return min(delay, BACKOFF_CAP)
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    id: str
-    type: str
-    account: str | None
-    livemode: bool
-    api_version: str | None
-    created: datetime
-    payload: dict[str, Any]
-
-
-# Limits of what can be stored: Stripe's objects are a few levels deep and its times fit in 32
-# bits; PostgreSQL refuses NUL characters in text and JSONB, and `account` is a String(255).
-MAX_PAYLOAD_DEPTH = 64
-MAX_CREATED = 2**32
-MAX_ACCOUNT_LENGTH = 255
-
-
-def parse_event(event: dict[str, Any]) -> NewEvent:
-    """The columns of a verified Stripe event, or `InvalidPayload` for an event that cannot be
-    stored as it is (never echoing the payload). Such an event is refused before any database
-    work: retrying it could never succeed."""
-    event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")
-    data = event.get("data")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise InvalidPayload("The event has no valid `id`.")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
-        raise InvalidPayload("The event has no valid `type`.")
-    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < MAX_CREATED:
-        raise InvalidPayload("The event has no valid `created` timestamp.")
-    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        raise InvalidPayload("The event has no `data.object`.")
-    account = event.get("account")
-    if account is not None and (not isinstance(account, str) or len(account) > MAX_ACCOUNT_LENGTH):
-        raise InvalidPayload("The event's `account` is not a connected account id.")
-    _check_storable(event)
-    api_version = event.get("api_version")
-    return NewEvent(
-        id=event_id,
-        type=event_type,
-        account=account or None,
-        livemode=event.get("livemode") is True,
-        api_version=api_version[:50] if isinstance(api_version, str) else None,
-        created=datetime.fromtimestamp(created, UTC),
-        payload=event,
-    )
-
-
-def _check_storable(event: dict[str, Any]) -> None:
-    """No NUL character in any key or string, and no deeper nesting than `MAX_PAYLOAD_DEPTH`
-    (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(event, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise InvalidPayload("The event contains a NUL character.")
-        elif isinstance(value, dict | list):
-            if depth > MAX_PAYLOAD_DEPTH:
-                raise InvalidPayload("The event is nested too deeply.")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and "\x00" in key:
-                    raise InvalidPayload("The event contains a NUL character.")
-                stack.append((item, depth + 1))
-
-
 def event_context(event: StripeEvent | NewEvent) -> EventContext:
-    data = event.payload.get("data") or {}
-    previous = data.get("previous_attributes")
+    """What a handler gets: a new event's parsed envelope, or a stored event's, parsed again (it
+    was valid when stored)."""
+    data = (
+        event.data
+        if isinstance(event, NewEvent)
+        else parse_object(EventEnvelope, event.payload).data
+    )
     return EventContext(
         id=event.id,
         type=event.type,
         account=event.account,
         created=event.created,
         livemode=event.livemode,
-        object=data.get("object") or {},
-        previous_attributes=previous if isinstance(previous, dict) else None,
+        object=data.object,
+        previous_attributes=data.previous_attributes,
     )
 
 
@@ -246,7 +191,7 @@ async def _receive(
         # Written after the handler, so it also fails (and nothing is committed as processed)
         # when the handler swallowed a database error that aborted the transaction.
         await transition(session, event.id, EventStatus.processed, processed_at=now, attempts=1)
-    except Mismatch as exc:
+    except SET_ASIDE as exc:
         await session.rollback()
         if not await _insert(
             session,
@@ -292,11 +237,16 @@ async def _duplicate(
         return EventStatus.pending, False
 
 
-def _mismatch(exc: Mismatch, event_id: str, event_type: str) -> str:
-    """Log a binding disagreement (ids and amounts only, never the payload); its `last_error`."""
+def _mismatch(exc: Mismatch | StripeObjectInvalid, event_id: str, event_type: str) -> str:
+    """Log a binding disagreement (ids and amounts only) or an object's invalid fields (their
+    names), never the payload; its `last_error`."""
+    if isinstance(exc, Mismatch):
+        what: dict[str, str] = {"what": exc.what, "field": exc.field}
+    else:
+        what = {"what": "invalid object", "field": str(exc)}
     logger.error(
         "stripe event does not match the object we recorded",
-        extra={"event_id": event_id, "type": event_type, "what": exc.what, "field": exc.field},
+        extra={"event_id": event_id, "type": event_type, **what},
     )
     return f"mismatch: {exc}"[:MAX_ERROR_LENGTH]
 
@@ -422,11 +372,10 @@ async def _apply_locked_event(
             attempts=attempts + 1,
         )
         return EventStatus.ignored
-    context = event_context(row)
     try:
         async with session.begin_nested():
-            await handler(session, context)
-    except Mismatch as exc:
+            await handler(session, event_context(row))
+    except SET_ASIDE as exc:
         await transition(
             session,
             event_id,

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.integrations.stripe.objects import PaymentIntent
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.vendors.models import Vendor
@@ -151,7 +152,8 @@ async def _reconcile_payments(run: Pass, tally: Tally, *, age: timedelta) -> Non
         return [Update("payment_intent", intent)]
 
     async def apply(session: AsyncSession, row: Row, update: Update, now: datetime) -> None:
-        await apply_payment_intent(session, update.object.model_dump(), observed_at=now)
+        if isinstance(update.object, PaymentIntent):  # always: what `fetch` above retrieved
+            await apply_payment_intent(session, update.object, observed_at=now)
 
     query = select(
         Payment.id,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.errors import UnprocessableEntity
 from marketplace_api.pagination import cursor_time
+from marketplace_api.webhooks.envelope import parse_event
 from marketplace_api.webhooks.exceptions import (
     EventAlreadyProcessed,
     EventNotFound,
@@ -23,13 +24,7 @@ from marketplace_api.webhooks.exceptions import (
     InvalidPayload,
 )
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
-from marketplace_api.webhooks.pipeline import (
-    apply_event,
-    parse_event,
-    receive,
-    transition,
-    utcnow,
-)
+from marketplace_api.webhooks.pipeline import apply_event, receive, transition, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -10,18 +10,9 @@ Stripe may expand (`charge`, `payment_intent`, ...) are typed as the id either w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    model_serializer,
-    model_validator,
-)
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 
 def _expandable_id(value: Any) -> Any:
@@ -44,44 +35,22 @@ Metadata = Annotated[dict[str, str], BeforeValidator(_none_as_empty)]
 _CONFIG = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
+def metadata_value(metadata: Mapping[str, str], key: str) -> str | None:
+    """The value we put under `key` in a Stripe object's metadata, None when absent or empty."""
+    return metadata.get(key) or None
+
+
 class StripeObjectInvalid(ValueError):
     """A Stripe object whose fields do not have the types Stripe documents."""
 
 
 class StripeModel(BaseModel):
-    """A Stripe object: it has an id.
-
-    `EXPANDED` names the expandable fields whose expanded object we read, and the field holding
-    it: the field itself stays the id, the object (when Stripe expanded it) goes to the other one.
-    `model_dump()` folds it back, so a dump is Stripe's shape and parses to the same model.
-    """
+    """A Stripe object: it has an id."""
 
     model_config = _CONFIG
-    EXPANDED: ClassVar[Mapping[str, str]] = {}
 
     id: str
     livemode: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _keep_expanded(cls, data: Any) -> Any:
-        if not cls.EXPANDED or not isinstance(data, Mapping):
-            return data
-        found = {to: data[name] for name, to in cls.EXPANDED.items() if _is_object(data.get(name))}
-        return {**data, **found} if found else data
-
-    @model_serializer(mode="wrap")
-    def _fold_expanded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for name, to in self.EXPANDED.items():
-            expanded = data.pop(to, None)
-            if expanded is not None:
-                data[name] = expanded
-        return data
-
-
-def _is_object(value: Any) -> bool:
-    return isinstance(value, Mapping)
 
 
 class StripePart(BaseModel):
@@ -133,9 +102,10 @@ class PaymentIntent(StripeModel):
     payment_method: ExpandableId = None
     last_payment_error: LastPaymentError | None = None
     metadata: Metadata = Field(default_factory=dict)
-    # Asked for on retrieve: the charge carries the destination transfer and Stripe's fee.
-    EXPANDED = {"latest_charge": "expanded_latest_charge"}
-    expanded_latest_charge: LatestCharge | None = None
+    # `latest_charge` again, when expanded: what it tells beyond its id.
+    expanded_charge: Annotated[ExpandedCharge | None, BeforeValidator(_expanded_only)] = Field(
+        default=None, validation_alias=AliasChoices("latest_charge")
+    )
 
 
 class Charge(StripeModel):
@@ -248,6 +218,71 @@ class Account(StripeModel):
     metadata: Metadata = Field(default_factory=dict)
     settings: Part[AccountSettings] = Field(default_factory=lambda: AccountSettings())
 
+    def capability(self, name: str) -> str | None:
+        """The status of capability `name` (`transfers`, ...), None when not requested."""
+        return self.capabilities.get(name)
+
+
+# --- What the webhook handlers read beyond the models above ---------------------------------
+
+
+def _expanded_only(value: Any) -> Any:
+    """An expandable field as its object when expanded, None when it is only an id."""
+    return None if isinstance(value, str) else value
+
+
+class BalanceTransactionFee(StripePart):
+    fee: int | None = None
+
+
+class ExpandedCharge(StripePart):
+    """A PaymentIntent's `latest_charge` when expanded: its destination transfer and fee."""
+
+    transfer: ExpandableId = None
+    balance_transaction: Annotated[
+        BalanceTransactionFee | None, BeforeValidator(_expanded_only)
+    ] = None
+
+
+class RefundList(StripePart):
+    data: list[Refund] = Field(default_factory=list)
+
+
+class RefundedCharge(StripeModel):
+    """The charge of `charge.refunded`: only the refunds it carries (when expanded) are read."""
+
+    refunds: Part[RefundList] = Field(default_factory=RefundList)
+
+
+def _true_only(value: Any) -> bool:
+    return value is True
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict_or_none(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+class EventData(StripePart):
+    object: dict[str, Any]
+    # Only handed on to the handler: anything but an object reads as absent.
+    previous_attributes: Annotated[dict[str, Any] | None, BeforeValidator(_dict_or_none)] = None
+
+
+class EventEnvelope(StripeModel):
+    """A webhook event around its object (`data.object`, parsed by each handler into its model).
+    `livemode` and `api_version` are only recorded: a value of another type reads as absent."""
+
+    type: str
+    created: int
+    account: str | None = None
+    livemode: Annotated[bool, BeforeValidator(_true_only)] = False
+    api_version: Annotated[str | None, BeforeValidator(_str_or_none)] = None
+    data: EventData
+
 
 # --- the gateway's other answers, and the objects of account and fee events -----------------
 
@@ -255,15 +290,6 @@ class Account(StripeModel):
 class BalanceTransaction(StripeModel):
     amount: int
     fee: int = 0
-
-
-class LatestCharge(StripeModel):
-    """The parts of a PaymentIntent's expanded `latest_charge` we read."""
-
-    transfer: ExpandableId = None
-    balance_transaction: ExpandableId = None
-    EXPANDED = {"balance_transaction": "expanded_balance_transaction"}
-    expanded_balance_transaction: BalanceTransaction | None = None
 
 
 class AccountPayoutSettings(StripePart):
