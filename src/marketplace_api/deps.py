@@ -10,6 +10,7 @@ exists); resource dependencies built on them answer 404 for another user's resou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import uuid
@@ -101,11 +102,14 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+@functools.cache
 def require_role(role: Role) -> Any:
     """`Depends` that answers 401 without a valid token and 403 for any other role.
 
     Used on each audience's router (`dependencies=[require_role(Role.buyer)]`) and in the
-    `CurrentBuyer`/`CurrentVendorUser`/`CurrentAdmin` aliases.
+    `CurrentBuyer`/`CurrentVendorUser`/`CurrentAdmin` aliases. One `Depends` per role, so a
+    route that declares it twice (router and parameter) checks it once per request: FastAPI
+    caches a dependency's answer by its callable.
     """
 
     async def dependency(user: CurrentUser) -> User:

@@ -197,10 +197,12 @@ def create_app(settings: Settings | None = None, *, state: AppState | None = Non
         ),
     )
 
+    # Starlette tries routes in order: Stripe's deliveries, the busiest path without a token,
+    # match before the hundred-odd /v1 routes are tried.
     app.include_router(health.router)
+    app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(v1_router)
-    app.include_router(webhooks.router)
     if settings.use_stripe_simulator:
         # A development tool: imported only when it is on, so production never loads it.
         from marketplace_api.stripe_simulator.pages import router as simulator_pages

@@ -42,7 +42,7 @@ async def test_worker_command_runs_jobs_and_stops_on_sigterm(
         "DATABASE_URL": database_url,
         "STRIPE_SECRET_KEY": "",
         "ENVIRONMENT": "test",
-        "LOG_JSON": "false",
+        "LOG_FORMAT": "text",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

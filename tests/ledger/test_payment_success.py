@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
+from marketplace_api.integrations.stripe.objects import PaymentIntent, parse_object
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.payments.models import PaymentStatus
@@ -43,9 +44,10 @@ async def test_payment_success_records_charge_fee_and_settled_share_once(
         },
     }
 
-    await apply_payment_intent(session, intent, observed_at=NOW)
+    parsed = parse_object(PaymentIntent, intent)
+    await apply_payment_intent(session, parsed, observed_at=NOW)
     await session.commit()
-    await apply_payment_intent(session, intent, observed_at=NOW)  # a replayed event
+    await apply_payment_intent(session, parsed, observed_at=NOW)  # a replayed event
     await session.commit()
 
     rows = (

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.catalog.models import Listing
 from marketplace_api.config import Settings
 from marketplace_api.deps import AppState
+from marketplace_api.integrations.stripe.objects import PaymentIntent, parse_object
 from marketplace_api.orders.checkout import place_checkout
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.schemas import CheckoutCreate
@@ -181,9 +182,12 @@ async def test_event_before_our_commit_retries_later_and_foreign_intents_are_ign
         amount=100, status="succeeded", metadata={"payment_id": str(uuid.uuid4())}
     )
     with pytest.raises(RetryLater):
-        await apply_payment_intent(session, ours, observed_at=T0)
+        await apply_payment_intent(session, parse_object(PaymentIntent, ours), observed_at=T0)
     foreign = payment_intent(amount=100, status="succeeded")
-    assert await apply_payment_intent(session, foreign, observed_at=T0) is None
+    assert (
+        await apply_payment_intent(session, parse_object(PaymentIntent, foreign), observed_at=T0)
+        is None
+    )
 
 
 async def test_found_by_intent_id_when_metadata_is_missing(
@@ -193,7 +197,9 @@ async def test_found_by_intent_id_when_metadata_is_missing(
     intent = payment_intent(
         amount=payment.amount, status="requires_action", intent_id=payment.stripe_payment_intent_id
     )
-    found = await apply_payment_intent(session, intent, observed_at=T0 + timedelta(seconds=1))
+    found = await apply_payment_intent(
+        session, parse_object(PaymentIntent, intent), observed_at=T0 + timedelta(seconds=1)
+    )
     assert found is not None
     assert found.id == payment.id
     assert (await _state(session, payment, listing))[0] is PaymentStatus.requires_action

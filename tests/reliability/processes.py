@@ -41,7 +41,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         STRIPE_TIMEOUT_SECONDS="10",
         JWT_SECRET=settings.jwt_secret.get_secret_value(),
         FRONTEND_URL=settings.frontend_url,
-        LOG_JSON="false",
+        LOG_FORMAT="text",
         LOG_LEVEL="WARNING",
         RATE_LIMIT_ENABLED="false",
         RUN_WORKER_IN_PROCESS="false",

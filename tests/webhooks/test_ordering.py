@@ -15,7 +15,7 @@ from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.disputes.service import apply_dispute
 from marketplace_api.integrations.stripe.objects import Dispute as StripeDispute
-from marketplace_api.integrations.stripe.objects import parse_object
+from marketplace_api.integrations.stripe.objects import PaymentIntent, parse_object
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
 from marketplace_api.vendors import service as vendors
@@ -74,7 +74,9 @@ async def test_payment_intent_event_of_the_reconcile_second_is_applied(
     )
     # reconcile retrieved it at T0.700: 3-D Secure in progress
     await apply_payment_intent(
-        session, intent | {"status": "requires_action"}, observed_at=ts(T0) + SUB_SECOND
+        session,
+        parse_object(PaymentIntent, intent | {"status": "requires_action"}),
+        observed_at=ts(T0) + SUB_SECOND,
     )
     await session.commit()
     processing = event(

@@ -36,6 +36,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive a signed Stripe event (platform and Connect endpoints)
+         * @description Verifies `Stripe-Signature` against every secret in `STRIPE_WEBHOOK_SECRETS` (timestamp tolerance `STRIPE_WEBHOOK_TOLERANCE_SECONDS`), stores the event once and applies it exactly once. Answers 200 as soon as the event is stored, also when applying it is deferred or failed: our own retry job takes over, so Stripe does not retry.
+         */
+        post: operations["webhooks-receive_stripe_event"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/register": {
         parameters: {
             query?: never;
@@ -919,26 +939,6 @@ export interface paths {
          * @description Only the fields sent change; `null` clears an override. A suspended vendor cannot take new orders and leaves the storefront.
          */
         patch: operations["admin-update_vendor"];
-        trace?: never;
-    };
-    "/webhooks/stripe": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Receive a signed Stripe event (platform and Connect endpoints)
-         * @description Verifies `Stripe-Signature` against every secret in `STRIPE_WEBHOOK_SECRETS` (timestamp tolerance `STRIPE_WEBHOOK_TOLERANCE_SECONDS`), stores the event once and applies it exactly once. Answers 200 as soon as the event is stored, also when applying it is deferred or failed: our own retry job takes over, so Stripe does not retry.
-         */
-        post: operations["webhooks-receive_stripe_event"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
         trace?: never;
     };
 }
@@ -2707,6 +2707,67 @@ export interface operations {
                 };
             };
             /** @description Service not ready (`not_ready`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "webhooks-receive_stripe_event": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A Stripe `event` object, byte-exact as Stripe signed it. */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookReceipt"];
+                };
+            };
+            /** @description Bad Request (`invalid_signature`, `invalid_payload`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed (`validation_error`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event could not be stored (`event_store_unavailable`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5968,67 +6029,6 @@ export interface operations {
             };
             /** @description Request validation failed (`validation_error`) */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    "webhooks-receive_stripe_event": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description A Stripe `event` object, byte-exact as Stripe signed it. */
-        requestBody: {
-            content: {
-                "application/json": Record<string, never>;
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookReceipt"];
-                };
-            };
-            /** @description Bad Request (`invalid_signature`, `invalid_payload`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request validation failed (`validation_error`) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The event could not be stored (`event_store_unavailable`) */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
