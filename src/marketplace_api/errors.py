@@ -22,7 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+from marketplace_api.asgi import HTTPMiddleware, StartTrackingSend
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +303,7 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class UnhandledErrorMiddleware:
+class UnhandledErrorMiddleware(HTTPMiddleware):
     """Renders an exception no handler took as the problem+json 500, inside the other middleware.
 
     Starlette runs an `Exception` handler in its ServerErrorMiddleware, outside every middleware
@@ -312,27 +314,14 @@ class UnhandledErrorMiddleware:
     again, so the server still logs it and test clients can still raise it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracking_send = StartTrackingSend(send)
         try:
             await self.app(scope, receive, tracking_send)
         except StarletteHTTPException:
             raise  # raised outside the router (e.g. the body limit): its middleware answers
         except Exception as exc:
-            if started:
+            if tracking_send.started:
                 raise  # a stream failed after its headers: nothing can be rendered any more
             response = await _handle_unexpected(Request(scope), exc)
             await response(scope, receive, send)

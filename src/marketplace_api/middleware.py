@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace_api.asgi import HTTPMiddleware, StartTrackingSend
 from marketplace_api.errors import problem_response
 
 
@@ -18,22 +19,18 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"The request body must not exceed {max_bytes} bytes.")
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HTTPMiddleware):
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
             return
 
         received = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -44,16 +41,11 @@ class BodySizeLimitMiddleware:
                     raise _BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracking_send = StartTrackingSend(send)
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
-            if not response_started:
+            if not tracking_send.started:
                 await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,7 +98,7 @@ def _property_names(node: object) -> set[str]:
     return names
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HTTPMiddleware):
     """Headers every response carries (nosniff, no referrer, no framing; HSTS in production), and
     `Cache-Control: no-store` on the responses of routes that return tokens or a client_secret.
 
@@ -115,7 +107,7 @@ class SecurityHeadersMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, hsts_max_age: int | None = None) -> None:
-        self.app = app
+        super().__init__(app)
         headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -130,11 +122,7 @@ class SecurityHeadersMiddleware:
         # By id(): routes are not hashable, and they live as long as the app (and this dict).
         self._secret_routes: dict[int, bool] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))

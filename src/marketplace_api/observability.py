@@ -20,9 +20,10 @@ from typing import Any, Literal, cast
 
 from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from marketplace_api import tracing
+from marketplace_api.asgi import HTTPMiddleware
 from marketplace_api.metrics import observe_request
 
 access_logger = logging.getLogger("marketplace_api.access")
@@ -246,16 +247,10 @@ def install_safe_exception_logging() -> None:
         logging.setLogRecordFactory(_safe_record_factory)
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(HTTPMiddleware):
     """One access-log line and one latency observation (/metrics) per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
 

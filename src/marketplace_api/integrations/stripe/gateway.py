@@ -178,14 +178,13 @@ class StripeGateway(ReconcileReads, WebhookEndpointCalls):
             "automatic_payment_methods": {"enabled": True},
             "metadata": metadata,
         }
-        if application_fee_amount is not None:
-            params["application_fee_amount"] = application_fee_amount
-        if transfer_destination is not None:
-            params["transfer_data"] = {"destination": transfer_destination}
-        if on_behalf_of is not None:
-            params["on_behalf_of"] = on_behalf_of
-        if transfer_group is not None:
-            params["transfer_group"] = transfer_group
+        _route_charge(
+            params,
+            application_fee_amount=application_fee_amount,
+            transfer_destination=transfer_destination,
+            on_behalf_of=on_behalf_of,
+            transfer_group=transfer_group,
+        )
         if receipt_email is not None:
             params["receipt_email"] = receipt_email
         if statement_descriptor_suffix is not None:
@@ -250,14 +249,13 @@ class StripeGateway(ReconcileReads, WebhookEndpointCalls):
         intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {
             "metadata": metadata
         }
-        if application_fee_amount is not None:
-            intent_data["application_fee_amount"] = application_fee_amount
-        if transfer_destination is not None:
-            intent_data["transfer_data"] = {"destination": transfer_destination}
-        if on_behalf_of is not None:
-            intent_data["on_behalf_of"] = on_behalf_of
-        if transfer_group is not None:
-            intent_data["transfer_group"] = transfer_group
+        _route_charge(
+            intent_data,
+            application_fee_amount=application_fee_amount,
+            transfer_destination=transfer_destination,
+            on_behalf_of=on_behalf_of,
+            transfer_group=transfer_group,
+        )
         if statement_descriptor_suffix is not None:
             intent_data["statement_descriptor_suffix"] = statement_descriptor_suffix
         params: stripe.params.checkout.SessionCreateParams = {
@@ -386,3 +384,25 @@ class StripeGateway(ReconcileReads, WebhookEndpointCalls):
                 options={"idempotency_key": idempotency_key, "stripe_account": stripe_account},
             ),
         )
+
+
+def _route_charge(
+    params: stripe.params.PaymentIntentCreateParams
+    | stripe.params.checkout.SessionCreateParamsPaymentIntentData,
+    *,
+    application_fee_amount: int | None,
+    transfer_destination: str | None,
+    on_behalf_of: str | None,
+    transfer_group: str | None,
+) -> None:
+    """Where a PaymentIntent's money goes (the fee, the destination, the settlement merchant, the
+    transfer group): the same fields whether we create the intent or a Checkout Session creates
+    it from `payment_intent_data`. Unset ones are not sent."""
+    if application_fee_amount is not None:
+        params["application_fee_amount"] = application_fee_amount
+    if transfer_destination is not None:
+        params["transfer_data"] = {"destination": transfer_destination}
+    if on_behalf_of is not None:
+        params["on_behalf_of"] = on_behalf_of
+    if transfer_group is not None:
+        params["transfer_group"] = transfer_group

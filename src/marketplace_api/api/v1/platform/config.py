@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace_api.config import ChargeType
 from marketplace_api.deps import SettingsDep
-from marketplace_api.money import SUPPORTED_CURRENCIES, Currency
+from marketplace_api.money import SUPPORTED_CURRENCIES
 
 router = APIRouter(tags=["platform"])
 
@@ -18,14 +18,7 @@ class CurrencyRead(BaseModel):
     minimum_charge_amount: int = Field(description="Stripe's minimum charge, in minor units.")
     maximum_charge_amount: int = Field(description="Stripe's maximum charge, in minor units.")
 
-    @classmethod
-    def of(cls, currency: Currency) -> CurrencyRead:
-        return cls(
-            code=currency.code,
-            exponent=currency.exponent,
-            minimum_charge_amount=currency.minimum_charge_amount,
-            maximum_charge_amount=currency.maximum_charge_amount,
-        )
+    model_config = ConfigDict(from_attributes=True)  # read from a `money.Currency`
 
 
 class PlatformConfig(BaseModel):
@@ -45,5 +38,5 @@ async def get_config(settings: SettingsDep) -> PlatformConfig:
         payments_enabled=settings.stripe_enabled,
         default_charge_type=settings.default_charge_type,
         platform_fee_bps=settings.platform_fee_bps,
-        currencies=[CurrencyRead.of(c) for c in SUPPORTED_CURRENCIES.values()],
+        currencies=[CurrencyRead.model_validate(c) for c in SUPPORTED_CURRENCIES.values()],
     )
