@@ -95,13 +95,7 @@ async def transition_payment(
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
     """The payment, locked `FOR UPDATE` until the end of the transaction, with fresh values."""
-    result = await session.execute(
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
 
 
 async def end_payment(
