@@ -9,11 +9,23 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.config import ChargeType
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.schemas import PaymentRead
 from marketplace_api.reads import read_from
+
+
+def charge_account(charge_type: ChargeType, stripe_account_id: str | None) -> str | None:
+    """The connected account a charge's Stripe objects live on (refunds, disputes, the
+    PaymentIntent): the vendor's for direct charges, None (the platform) for the others."""
+    return stripe_account_id if charge_type is ChargeType.direct else None
+
+
+def payment_account(payment: Payment) -> str | None:
+    """The connected account a payment's Stripe objects live on (None: the platform)."""
+    return charge_account(payment.charge_type, payment.stripe_account_id)
 
 
 async def fresh_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
