@@ -36,6 +36,7 @@ from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.pagination import keyset_page, split_page
 from marketplace_api.payments.models import Payment
+from marketplace_api.payments.queries import payment_account
 from marketplace_api.transfers.models import (
     ReversalStatus,
     Transfer,
@@ -74,9 +75,7 @@ def _bind(payment: Payment, obj: StripeDispute, account: str | None) -> None:
         obj,
         currency=payment.currency,
         account=account,
-        expected_account=(
-            payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
-        ),
+        expected_account=payment_account(payment),
         references={
             "charge": payment.stripe_charge_id,
             "payment_intent": payment.stripe_payment_intent_id,

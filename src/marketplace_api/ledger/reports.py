@@ -26,6 +26,7 @@ from marketplace_api.ledger.schemas import (
 from marketplace_api.orders.models import Order
 from marketplace_api.pagination import decode_cursor, encode_cursor
 from marketplace_api.payments.models import Payment
+from marketplace_api.reads import read_from
 from marketplace_api.refunds.exceptions import PaymentNotFound
 from marketplace_api.refunds.models import Refund
 from marketplace_api.refunds.schemas import RefundRead
@@ -70,22 +71,9 @@ async def payment_history(session: AsyncSession, payment_id: uuid.UUID) -> Payme
         select(Dispute).where(Dispute.payment_id == payment.id).order_by(Dispute.created_at),
     )
     balance = await ledger.payment_balance(session, payment)
-    return PaymentHistoryRead(
-        id=payment.id,
-        buyer_id=payment.buyer_id,
-        charge_type=payment.charge_type,
-        status=payment.status,
-        currency=payment.currency,
-        amount=payment.amount,
-        platform_fee=payment.platform_fee,
-        amount_refunded=payment.amount_refunded,
-        stripe_fee=payment.stripe_fee,
-        stripe_payment_intent_id=payment.stripe_payment_intent_id,
-        stripe_charge_id=payment.stripe_charge_id,
-        stripe_account_id=payment.stripe_account_id,
-        transfer_group=payment.transfer_group,
-        created_at=payment.created_at,
-        succeeded_at=payment.succeeded_at,
+    return read_from(
+        PaymentHistoryRead,
+        payment,
         orders=[PaymentOrderRead.model_validate(o) for o in orders],
         transfers=[TransferRead.model_validate(t) for t in transfer_rows],
         reversals=[TransferReversalRead.model_validate(r) for r in reversals],
@@ -95,16 +83,7 @@ async def payment_history(session: AsyncSession, payment_id: uuid.UUID) -> Payme
             MovementRead.model_validate(m)
             for m in await ledger.payment_movements(session, payment.id)
         ],
-        balance=BalanceRead(
-            currency=balance.currency,
-            charge=balance.charge,
-            refunds=balance.refunds,
-            transfers=balance.transfers,
-            platform_fee=balance.platform_fee,
-            held=balance.held,
-            disputes=balance.disputes,
-            stripe_fee=balance.stripe_fee,
-        ),
+        balance=BalanceRead.model_validate(balance, from_attributes=True),
     )
 
 

@@ -86,10 +86,4 @@ async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> lis
 
 async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
     """The order, locked `FOR UPDATE` (release and refunds of one order serialize on it)."""
-    result = await session.execute(
-        select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await session.get(Order, order_id, with_for_update=True, populate_existing=True)

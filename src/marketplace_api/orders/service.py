@@ -29,28 +29,17 @@ from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.queries import get_buyer_payment, payment_statuses
 from marketplace_api.payments.service import cancel_payment, create_checkout_session
+from marketplace_api.reads import read_from
 
 
 def _order_read(
     order: Order, items: Sequence[OrderItem], payment_status: PaymentStatus
 ) -> OrderRead:
-    return OrderRead(
-        id=order.id,
-        payment_id=order.payment_id,
-        vendor_id=order.vendor_id,
-        status=order.status,
-        fulfilment_status=order.fulfilment_status,
+    return read_from(
+        OrderRead,
+        order,
         payment_status=payment_status,
-        currency=order.currency,
-        amount=order.amount,
-        platform_fee=order.platform_fee,
-        vendor_amount=order.vendor_amount,
-        amount_refunded=order.amount_refunded,
-        reservation_expires_at=order.reservation_expires_at,
-        shipping=order.shipping,
-        contact=order.contact,
         items=[OrderItemRead.model_validate(i) for i in items],
-        created_at=order.created_at,
     )
 
 
@@ -71,15 +60,12 @@ async def order_reads(session: AsyncSession, orders: Sequence[Order]) -> list[Or
 
 
 def _checkout_read(payment: Payment, orders: list[OrderRead]) -> CheckoutRead:
-    return CheckoutRead(
+    return read_from(
+        CheckoutRead,
+        payment,
         payment_id=payment.id,
         client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
-        amount=payment.amount,
-        currency=payment.currency,
-        platform_fee=payment.platform_fee,
-        charge_type=payment.charge_type,
         stripe_account=payment.stripe_account_id,
-        status=payment.status,
         orders=orders,
         expires_at=payment.reservation_expires_at,
     )

@@ -9,10 +9,23 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketplace_api.config import ChargeType
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.schemas import PaymentRead
+from marketplace_api.reads import read_from
+
+
+def charge_account(charge_type: ChargeType, stripe_account_id: str | None) -> str | None:
+    """The connected account a charge's Stripe objects live on (refunds, disputes, the
+    PaymentIntent): the vendor's for direct charges, None (the platform) for the others."""
+    return stripe_account_id if charge_type is ChargeType.direct else None
+
+
+def payment_account(payment: Payment) -> str | None:
+    """The connected account a payment's Stripe objects live on (None: the platform)."""
+    return charge_account(payment.charge_type, payment.stripe_account_id)
 
 
 async def fresh_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
@@ -49,19 +62,11 @@ async def payment_statuses(
 
 async def payment_read(session: AsyncSession, payment: Payment) -> PaymentRead:
     order_ids = [o.id for o in await orders_of_payment(session, payment.id)]
-    return PaymentRead(
-        id=payment.id,
-        status=payment.status,
-        charge_type=payment.charge_type,
-        amount=payment.amount,
-        currency=payment.currency,
-        platform_fee=payment.platform_fee,
-        amount_refunded=payment.amount_refunded,
+    return read_from(
+        PaymentRead,
+        payment,
         client_secret=payment.client_secret if payment.status in PAYABLE_STATUSES else None,
         stripe_account=payment.stripe_account_id,
-        failure_code=payment.failure_code,
-        failure_message=payment.failure_message,
         order_ids=order_ids,
         expires_at=payment.reservation_expires_at,
-        created_at=payment.created_at,
     )

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.config import ChargeType
 from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
 from marketplace_api.ledger.service import record_payment_succeeded
 from marketplace_api.notifications.notify import notify_orders_paid
@@ -27,6 +26,7 @@ from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import payment_account
 from marketplace_api.refunds.duplicates import record_duplicate
 from marketplace_api.webhooks.binding import (
     Mismatch,
@@ -95,13 +95,7 @@ async def transition_payment(
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
     """The payment, locked `FOR UPDATE` until the end of the transaction, with fresh values."""
-    result = await session.execute(
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
 
 
 async def end_payment(
@@ -199,11 +193,6 @@ def _synced(payment: Payment, observed_at: datetime) -> datetime:
     if payment.stripe_synced_at is None or payment.stripe_synced_at < observed_at:
         return observed_at
     return payment.stripe_synced_at
-
-
-def payment_account(payment: Payment) -> str | None:
-    """The connected account a payment's Stripe objects live on (None: the platform)."""
-    return payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
 
 
 def known_intents(payment: Payment) -> tuple[str | None, ...]:

@@ -38,6 +38,7 @@ from marketplace_api.ledger.models import MovementKind
 from marketplace_api.notifications.notify import notify_duplicate_payment_refunded, notify_operator
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment
+from marketplace_api.payments.queries import charge_account, payment_account
 from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
 from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 
@@ -206,7 +207,7 @@ async def execute_duplicate_refund(
             idempotency_key=key,
             reverse_transfer=True if charge_type is ChargeType.destination else None,
             refund_application_fee=True if charge_type is not ChargeType.separate else None,
-            stripe_account=account if charge_type is ChargeType.direct else None,
+            stripe_account=charge_account(charge_type, account),
         )
     except ProblemError as exc:
         values: dict[str, Any] = {"attempts": tries, "last_error": attempts.describe(exc)}
@@ -265,9 +266,7 @@ async def apply_duplicate_refund(
         amount=row.amount,
         currency=row.currency,
         account=account_of(source),
-        expected_account=(
-            payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
-        ),
+        expected_account=payment_account(payment),
         references={"payment_intent": row.stripe_payment_intent_id},
     )
     if row.stripe_refund_id is None and stripe_id:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.integrations.stripe import StripeGateway
-from marketplace_api.payments.queries import fresh_payment
+from marketplace_api.payments.queries import fresh_payment, payment_account
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.state import transition_refund
 from marketplace_api.refunds.sync import (
@@ -78,9 +78,7 @@ async def execute_refund(
             idempotency_key=refund.idempotency_key,
             reverse_transfer=True if payment.charge_type is ChargeType.destination else None,
             refund_application_fee=refund.refund_application_fee,
-            stripe_account=(
-                payment.stripe_account_id if payment.charge_type is ChargeType.direct else None
-            ),
+            stripe_account=payment_account(payment),
         ),
         ids={"refund_id": str(refund.id)},
         record=lambda answer: apply_refund_object(session, answer, observed_at=now),

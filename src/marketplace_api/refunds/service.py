@@ -53,7 +53,7 @@ from marketplace_api.refunds.models import (
     RefundStatus,
 )
 from marketplace_api.refunds.schemas import PaymentRefundCreate, RefundCreate
-from marketplace_api.refunds.sync import split_refund
+from marketplace_api.refunds.sync import new_refund
 from marketplace_api.transfers import reversals
 from marketplace_api.transfers.exceptions import OrderDisputed
 from marketplace_api.transfers.models import TransferReversal, TransferStatus
@@ -159,25 +159,19 @@ async def _reserve(
             f"At most {remainder} {order.currency} minor units are left to refund.",
             refundable=remainder,
         )
-    vendor_share, fee_share = split_refund(order, reserved, amount)
     separate = payment.charge_type is ChargeType.separate
     refund_fee = None if separate else settings.refund_application_fee
-    refund = Refund(
-        id=uuid.uuid4(),
-        order_id=order.id,
-        payment_id=payment.id,
-        vendor_id=order.vendor_id,
-        amount=amount,
-        currency=order.currency,
-        vendor_share=vendor_share,
-        fee_share=fee_share,
-        fee_refunded=fee_share if (separate or refund_fee) else 0,
+    refund = new_refund(
+        order,
+        payment.id,
+        reserved,
+        amount,
+        fee_refunded=bool(separate or refund_fee),
         refund_application_fee=refund_fee,
         reason=data.reason,
         note=data.note,
         origin=origin,
         created_by_id=actor_id,
-        status=RefundStatus.pending,
     )
     request = await open_refund_request(session, order.id)
     if request is not None:
@@ -189,7 +183,7 @@ async def _reserve(
     await session.flush()
     if idempotency is not None:
         await idempotency.bind(session, refund.id)
-    if separate and vendor_share > 0:
+    if separate and refund.vendor_share > 0:
         transfer = await transfer_of_order(session, order.id)
         if transfer is not None and transfer.status is not TransferStatus.skipped:
             session.add(
@@ -197,7 +191,7 @@ async def _reserve(
                     transfer_id=transfer.id,
                     order_id=order.id,
                     refund_id=refund.id,
-                    amount=vendor_share,
+                    amount=refund.vendor_share,
                     currency=order.currency,
                 )
             )

@@ -24,7 +24,7 @@ from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order, orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment
-from marketplace_api.payments.queries import fresh_payment
+from marketplace_api.payments.queries import charge_account, fresh_payment, payment_account
 from marketplace_api.refunds import failures
 from marketplace_api.refunds.models import (
     Refund,
@@ -51,6 +51,34 @@ def split_refund(order: Order, already_refunded: int, amount: int) -> tuple[int,
     before = allocate(already_refunded, weights)[0]
     after = allocate(already_refunded + amount, weights)[0]
     return after - before, amount - (after - before)
+
+
+def new_refund(
+    order: Order,
+    payment_id: uuid.UUID,
+    already_refunded: int,
+    amount: int,
+    *,
+    fee_refunded: bool = True,
+    **fields: Any,
+) -> Refund:
+    """A pending refund of `amount` of `order`, shared between vendor and fee (`split_refund`);
+    `fee_refunded=False` when the platform keeps its fee share (destination/direct charges with
+    no application-fee refund)."""
+    vendor_share, fee_share = split_refund(order, already_refunded, amount)
+    return Refund(
+        id=uuid.uuid4(),
+        order_id=order.id,
+        payment_id=payment_id,
+        vendor_id=order.vendor_id,
+        amount=amount,
+        currency=order.currency,
+        vendor_share=vendor_share,
+        fee_share=fee_share,
+        fee_refunded=fee_share if fee_refunded else 0,
+        status=RefundStatus.pending,
+        **fields,
+    )
 
 
 async def get_refund(session: AsyncSession, refund_id: uuid.UUID) -> Refund:
@@ -90,10 +118,6 @@ async def cancel_reversal_of(session: AsyncSession, refund_id: uuid.UUID, why: s
 # --- Stripe's view of a refund (create answer, refund.* and charge.refunded webhooks) ----------
 
 
-def _payment_account(charge_type: ChargeType, stripe_account_id: str | None) -> str | None:
-    return stripe_account_id if charge_type is ChargeType.direct else None
-
-
 async def _find_refund(
     session: AsyncSession, obj: StripeRefund, source: Source | None
 ) -> tuple[Refund | None, bool]:
@@ -131,7 +155,7 @@ async def _find_refund(
         amount=refund.amount,
         currency=refund.currency,
         account=account_of(source),
-        expected_account=_payment_account(charge_type, account),
+        expected_account=charge_account(charge_type, account),
         references={"charge": charge_id, "payment_intent": intent_id},
     )
     return refund, True
@@ -286,7 +310,7 @@ async def _adopt_external_refund(
         obj,
         currency=payment.currency,
         account=account_of(source),
-        expected_account=_payment_account(payment.charge_type, payment.stripe_account_id),
+        expected_account=payment_account(payment),
         references={
             "charge": payment.stripe_charge_id,
             "payment_intent": payment.stripe_payment_intent_id,
@@ -306,23 +330,16 @@ async def _adopt_external_refund(
     amount = min(amount, order.amount - reserved)
     if amount <= 0:
         return None
-    vendor_share, fee_share = split_refund(order, reserved, amount)
     reason = obj.reason
-    refund = Refund(
-        id=uuid.uuid4(),
-        order_id=order.id,
-        payment_id=payment.id,
-        vendor_id=order.vendor_id,
-        amount=amount,
-        currency=order.currency,
-        vendor_share=vendor_share,
-        fee_share=fee_share,
-        fee_refunded=fee_share,
+    refund = new_refund(
+        order,
+        payment.id,
+        reserved,
+        amount,
         reason=RefundReason(reason)
         if reason is not None and reason in RefundReason.__members__
         else RefundReason.requested_by_customer,
         origin=RefundOrigin.stripe,
-        status=RefundStatus.pending,
         stripe_refund_id=obj.id,
     )
     session.add(refund)

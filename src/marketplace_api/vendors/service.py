@@ -25,6 +25,7 @@ from marketplace_api.integrations.stripe.objects import Account
 from marketplace_api.money import UnsupportedCurrency as UnknownCurrency
 from marketplace_api.money import get_currency
 from marketplace_api.pagination import keyset_page, split_page
+from marketplace_api.reads import read_from
 from marketplace_api.vendors.exceptions import (
     UnsupportedCurrency,
     VendorCountryLocked,
@@ -165,12 +166,9 @@ def needs_onboarding(vendor: Vendor) -> bool:
 
 
 def payments_config(vendor: Vendor, settings: Settings) -> PaymentsConfigRead:
-    return PaymentsConfigRead(
-        stripe_account_id=vendor.stripe_account_id,
-        status=vendor.status,
-        charges_enabled=vendor.charges_enabled,
-        payouts_enabled=vendor.payouts_enabled,
-        details_submitted=vendor.details_submitted,
+    return read_from(
+        PaymentsConfigRead,
+        vendor,
         capabilities=dict(vendor.capabilities or {}),
         requirements=RequirementsRead(
             currently_due=list(vendor.requirements_currently_due or []),
@@ -178,11 +176,9 @@ def payments_config(vendor: Vendor, settings: Settings) -> PaymentsConfigRead:
             disabled_reason=vendor.requirements_disabled_reason,
         ),
         needs_onboarding=needs_onboarding(vendor),
-        can_accept_payments=vendor.can_accept_payments,
         suspended=vendor.suspended_at is not None,
         platform_fee_bps=effective_fee_bps(vendor, settings),
         charge_type=effective_charge_type(vendor, settings),
-        payout_schedule=vendor.payout_schedule,
         synced_at=vendor.stripe_account_synced_at,
     )
 

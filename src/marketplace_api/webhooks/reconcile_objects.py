@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import Dispute
 from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import objects as stripe_objects
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.queries import charge_account
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.transfers import records as transfers
 from marketplace_api.transfers.models import (
@@ -58,11 +58,6 @@ def _stuck(
     return and_(model.status.in_(statuses), model.created_at <= before)
 
 
-def _account(charge_type: ChargeType, account: str | None) -> str | None:
-    """Direct charges (and everything hanging off them) live on the connected account."""
-    return account if charge_type is ChargeType.direct else None
-
-
 async def reconcile_refunds(run: Pass, tally: Tally, *, age: timedelta) -> None:
     """Pending refunds: retrieved by Stripe id, or found among the PaymentIntent's refunds by our
     `refund_id` metadata when the create answer was lost. One that Stripe never made is left to
@@ -70,7 +65,7 @@ async def reconcile_refunds(run: Pass, tally: Tally, *, age: timedelta) -> None:
 
     async def fetch(row: Row) -> list[Update]:
         stripe_id, intent_id, charge_type, account = row.values
-        account = _account(charge_type, account)
+        account = charge_account(charge_type, account)
         found: list[stripe_objects.Refund] = []
         if stripe_id:
             found = [await run.gateway.retrieve_refund(stripe_id, stripe_account=account)]
@@ -152,7 +147,7 @@ async def reconcile_checkout_sessions(run: Pass, tally: Tally, *, age: timedelta
 
     async def fetch(row: Row) -> list[Update]:
         session_id, charge_type, account = row.values
-        account = _account(charge_type, account)
+        account = charge_account(charge_type, account)
         obj = await run.gateway.retrieve_checkout_session(str(session_id), stripe_account=account)
         event_type = CHECKOUT_EVENTS.get(str(obj.status))
         return [Update(event_type, obj, account)] if event_type else []
