@@ -56,8 +56,11 @@ def account_of(source: Source | None) -> str | _Unchecked | None:
 
 
 def _reference(obj: StripeModel, name: str) -> str | None:
-    """A Stripe id the object carries (expandable references are parsed to their id)."""
-    value = getattr(obj, name, None)
+    """A Stripe id the object carries (expandable references are parsed to their id). A name
+    the model does not declare is our bug, not an absent reference: it must not pass silently."""
+    if name not in type(obj).model_fields:
+        raise AttributeError(f"{type(obj).__name__} has no field {name!r}")
+    value = getattr(obj, name)
     return value if isinstance(value, str) and value else None
 
 

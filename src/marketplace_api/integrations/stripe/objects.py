@@ -31,6 +31,35 @@ def _none_as_empty(value: Any) -> Any:
 
 Metadata = Annotated[dict[str, str], BeforeValidator(_none_as_empty)]
 
+
+def _none_as_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+def _none_as_no_items(value: Any) -> Any:
+    return [] if value is None else value
+
+
+# Fields Stripe documents as nullable, read as their empty value (a flag off, no items).
+Flag = Annotated[bool, BeforeValidator(_none_as_false)]
+Strings = Annotated[list[str], BeforeValidator(_none_as_no_items)]
+
+
+def _capability_statuses(value: Any) -> Any:
+    """`{"transfers": "active"}`; an expanded capability `{"status": "active", ...}` reads as its
+    status; a capability without a status is left out."""
+    if not isinstance(value, Mapping):
+        return _none_as_empty(value)
+    statuses = {}
+    for name, capability in value.items():
+        status = capability.get("status") if isinstance(capability, Mapping) else capability
+        if isinstance(status, str):
+            statuses[name] = status
+    return statuses
+
+
+Capabilities = Annotated[dict[str, str], BeforeValidator(_capability_statuses)]
+
 # Strict: an amount is an int (never "100", 1.0 or true), a status a str. Unknown fields ignored.
 _CONFIG = ConfigDict(extra="ignore", frozen=True, strict=True)
 
@@ -199,9 +228,9 @@ class CheckoutSession(StripeModel):
 
 
 class AccountRequirements(StripePart):
-    currently_due: list[str] = Field(default_factory=list)
-    eventually_due: list[str] = Field(default_factory=list)
-    past_due: list[str] = Field(default_factory=list)
+    currently_due: Strings = Field(default_factory=list)
+    eventually_due: Strings = Field(default_factory=list)
+    past_due: Strings = Field(default_factory=list)
     disabled_reason: str | None = None
     current_deadline: int | None = None
 
@@ -210,10 +239,10 @@ class Account(StripeModel):
     country: str | None = None
     default_currency: str | None = None
     created: int | None = None
-    charges_enabled: bool = False
-    payouts_enabled: bool = False
-    details_submitted: bool = False
-    capabilities: Metadata = Field(default_factory=dict)
+    charges_enabled: Flag = False
+    payouts_enabled: Flag = False
+    details_submitted: Flag = False
+    capabilities: Capabilities = Field(default_factory=dict)
     requirements: Part[AccountRequirements] = Field(default_factory=AccountRequirements)
     metadata: Metadata = Field(default_factory=dict)
     settings: Part[AccountSettings] = Field(default_factory=lambda: AccountSettings())
