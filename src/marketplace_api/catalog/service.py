@@ -38,6 +38,7 @@ from marketplace_api.catalog.schemas import (
 from marketplace_api.pagination import decode_cursor, keyset_page, split_page
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.queries import get_vendor_of_user
 
 # to-status -> the statuses it may be reached from.
 ALLOWED_FROM: dict[ListingStatus, frozenset[ListingStatus]] = {
@@ -89,7 +90,7 @@ async def create_listing(
 
 
 async def _vendor_id(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
-    vendor = await vendors.get_vendor_of_user(session, user_id)
+    vendor = await get_vendor_of_user(session, user_id)
     return vendor.id if vendor else None
 
 

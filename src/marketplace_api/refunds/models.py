@@ -37,8 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace_api.columns import RetryState
-from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
+from marketplace_api.db import Base, RetryState, Timestamps, UUIDPrimaryKey
 
 
 class RefundStatus(enum.StrEnum):

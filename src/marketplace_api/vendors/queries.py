@@ -13,3 +13,8 @@ from marketplace_api.vendors.models import Vendor
 async def vendor_id_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the vendor profile of a vendor user (None before the profile exists)."""
     return await session.scalar(select(Vendor.id).where(Vendor.user_id == user_id))
+
+
+async def get_vendor_of_user(session: AsyncSession, user_id: uuid.UUID) -> Vendor | None:
+    """The vendor profile of a vendor user (None before the profile exists)."""
+    return await session.scalar(select(Vendor).where(Vendor.user_id == user_id))

@@ -34,6 +34,7 @@ from marketplace_api.vendors.exceptions import (
     VendorProfileRequired,
 )
 from marketplace_api.vendors.models import Vendor, VendorStatus
+from marketplace_api.vendors.queries import get_vendor_of_user
 from marketplace_api.vendors.schemas import (
     PaymentsConfigRead,
     RequirementsRead,
@@ -51,10 +52,6 @@ PAYMENT_CAPABILITIES = frozenset({"card_payments", "transfers"})
 
 
 # --- profile ----------------------------------------------------------------------------------
-
-
-async def get_vendor_of_user(session: AsyncSession, user_id: uuid.UUID) -> Vendor | None:
-    return await session.scalar(select(Vendor).where(Vendor.user_id == user_id))
 
 
 async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> Vendor:

@@ -8,8 +8,7 @@ from sqlalchemy import DateTime, Enum, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace_api.columns import RetryState
-from marketplace_api.db import Base, Timestamps
+from marketplace_api.db import Base, RetryState, Timestamps
 
 
 class EventStatus(enum.StrEnum):
