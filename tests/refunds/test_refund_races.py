@@ -83,8 +83,16 @@ async def test_refund_racing_the_release_ends_consistent(
         ),
     )
 
-    assert release.status_code == 200, release.text
     assert refund.status_code == 201, refund.text
+    if release.status_code == 409:
+        # The refund was reserved first and was still pending at Stripe when the release looked:
+        # the release refuses rather than net out a refund that may yet fail. Once it settles,
+        # the release goes through with the reduced amount.
+        assert release.json()["reason"] == "refund_pending", release.text
+        release = await committed_client.post(
+            f"/v1/admin/orders/{paid.order.id}/release", headers=admin.headers
+        )
+    assert release.status_code == 200, release.text
     async with AsyncSession(committed_engine) as session:
         transfer = (await session.execute(select(Transfer))).scalar_one()
         made = (await session.execute(select(Refund))).scalar_one()
