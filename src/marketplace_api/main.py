@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from marketplace_api import __version__
-from marketplace_api.api import health, metrics, operation_id, webhooks
+from marketplace_api.api import health, metrics, webhooks
 from marketplace_api.api.v1 import router as v1_router
 from marketplace_api.api.v1.auth.cookies import CSRF_HEADER
 from marketplace_api.config import Environment, Settings, get_settings
@@ -36,7 +36,7 @@ from marketplace_api.observability import (
     configure_logging,
     install_safe_exception_logging,
 )
-from marketplace_api.openapi import install_openapi
+from marketplace_api.openapi import install_openapi, operation_id
 from marketplace_api.ratelimit import RateLimiter
 from marketplace_api.tracing import TracingMiddleware
 from marketplace_api.tracing import configure as configure_tracing

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import Scope
 
-from marketplace_api.api import operation_id
+from marketplace_api.openapi import operation_id
 
 HTTP_REQUEST_SECONDS = Histogram(
     "marketplace_http_request_duration_seconds",
