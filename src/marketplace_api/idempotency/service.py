@@ -16,7 +16,7 @@
   key is unlocked and the next retry runs again, resuming from the bound resources.
 * Records are kept `RETENTION` (24 h) at least; `prune_idempotency_keys` deletes older ones.
 
-Routers use the `Idempotent` dependency of `idempotency/http.py` (`await idem.run(user_id, body,
+Routers use the `Idempotent` dependency of `api/idempotency.py` (`await idem.run(user_id, body,
 handler, status_code=201)`); the handler passes the context down to the service that creates the
 rows.
 """

@@ -7,9 +7,9 @@ import uuid
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.idempotency import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.deps import CurrentAdmin, SessionDep, SettingsDep, StripeGatewayDep
 from marketplace_api.errors import problem_responses
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import (
     StripeNotConfigured,

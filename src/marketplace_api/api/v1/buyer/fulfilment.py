@@ -7,12 +7,12 @@ import uuid
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.idempotency import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.deps import AppStateDep, CurrentBuyer, SessionDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service
 from marketplace_api.fulfilment.exceptions import OrderNotShipped
 from marketplace_api.fulfilment.schemas import DeliveryConfirmationRead
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeNotConfigured
 from marketplace_api.orders.exceptions import OrderNotFound

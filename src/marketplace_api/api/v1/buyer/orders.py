@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.idempotency import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep, rate_limit
 from marketplace_api.errors import problem_responses
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import (
     StripeNotConfigured,

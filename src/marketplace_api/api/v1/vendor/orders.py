@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
+from marketplace_api.api.idempotency import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import (
     CurrentVendorId,
@@ -21,7 +22,6 @@ from marketplace_api.errors import problem_responses
 from marketplace_api.fulfilment import service, views
 from marketplace_api.fulfilment.exceptions import OrderNotShippable
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderPage, VendorOrderRead
-from marketplace_api.idempotency.http import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import (
     StripeNotConfigured,
