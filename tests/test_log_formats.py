@@ -63,7 +63,7 @@ def test_a_text_line_reads_time_level_logger_message_fields_and_request_id(
         )
     finally:
         correlation_id.reset(token)
-    logging.getLogger("marketplace_api.jobs.worker").info("job worker stopped")
+    logging.getLogger("marketplace_api.worker.runner").info("job worker stopped")
     first, second = _lines(capsys)
     time, level, logger, rest = first.split(maxsplit=3)
     assert len(time) == len("12:34:56.789")
@@ -72,7 +72,7 @@ def test_a_text_line_reads_time_level_logger_message_fields_and_request_id(
         'request  method=GET path="/v1/a b" status=200 duration_ms=1.5'
         " request_id=0123456789abcdef0123456789abcdef"
     )
-    assert second.endswith("INFO    marketplace_api.jobs.worker  job worker stopped")
+    assert second.endswith("INFO    marketplace_api.worker.runner  job worker stopped")
 
 
 @pytest.mark.usefixtures("restore_root_logger")
@@ -120,7 +120,7 @@ def _log_ticks() -> None:
         "Job expire_reservations ended", extra={"action": "job_success", "job": periodic}
     )
     worker.info("Starting job send_notification", extra={"action": "start_job", "job": queued})
-    tasks = logging.getLogger("marketplace_api.jobs.tasks")
+    tasks = logging.getLogger("marketplace_api.worker.tasks")
     tasks.info("expired reservations", extra={"count": 0, "tick": 60})
     tasks.info("processed due webhook events", extra={"count": 3, "tick": 60})
     tasks.warning("money job skipped", extra={"count": 0, "tick": 60})
@@ -134,8 +134,8 @@ def test_periodic_ticks_with_nothing_to_do_are_debug(capsys: pytest.CaptureFixtu
     # The tick that did work, the job a request queued and the warning keep their level.
     assert len(lines) == 3
     assert "INFO    procrastinate.worker.in-process  Starting job send_notification" in lines[0]
-    assert "INFO    marketplace_api.jobs.tasks  processed due webhook events" in lines[1]
-    assert "WARNING marketplace_api.jobs.tasks  money job skipped" in lines[2]
+    assert "INFO    marketplace_api.worker.tasks  processed due webhook events" in lines[1]
+    assert "WARNING marketplace_api.worker.tasks  money job skipped" in lines[2]
 
 
 @pytest.mark.usefixtures("restore_root_logger")

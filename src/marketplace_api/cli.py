@@ -130,8 +130,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from marketplace_api.jobs.worker import run_worker
     from marketplace_api.observability import configure_logging
+    from marketplace_api.worker.runner import run_worker
 
     settings = _load_settings()
     if settings is None:

@@ -28,7 +28,6 @@ from marketplace_api.deps import AppState
 from marketplace_api.errors import install_error_handlers
 from marketplace_api.idempotency.service import dispose_lock_engine
 from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
-from marketplace_api.jobs.worker import in_process_worker
 from marketplace_api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from marketplace_api.migrations import resolve_database_url
 from marketplace_api.observability import (
@@ -41,6 +40,7 @@ from marketplace_api.ratelimit import RateLimiter
 from marketplace_api.tracing import TracingMiddleware
 from marketplace_api.tracing import configure as configure_tracing
 from marketplace_api.webhooks.dispatch import load_handlers
+from marketplace_api.worker.runner import in_process_worker
 
 DESCRIPTION = """
 The money side of a multi-vendor marketplace on Stripe Connect.

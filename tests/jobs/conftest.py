@@ -18,7 +18,7 @@ from marketplace_api.accounts.models import Role, User
 from marketplace_api.config import Settings
 from marketplace_api.jobs.app import app
 from marketplace_api.jobs.context import jobs_context
-from marketplace_api.jobs.worker import run_worker
+from marketplace_api.worker.runner import run_worker
 from tests.conftest import make_settings
 
 PROCRASTINATE_TABLES = (

@@ -16,9 +16,9 @@ from marketplace_api.config import ChargeType
 from marketplace_api.idempotency.models import IdempotencyKey
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE
 from marketplace_api.jobs.enqueue import enqueue
-from marketplace_api.jobs.worker import run_worker
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.worker.runner import run_worker
 from tests.conftest import make_settings
 from tests.fixtures.stripe import form, ok
 from tests.jobs.conftest import jobs_rows

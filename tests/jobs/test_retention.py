@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from marketplace_api.config import Settings
-from marketplace_api.jobs.retention import prune_history
 from marketplace_api.live.models import OrderEvent
 from marketplace_api.notifications.models import Notification, NotificationStatus
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.worker.retention import prune_history
 from tests.fixtures.money import make_paid
 
 NOW = datetime.now(UTC)

@@ -19,8 +19,8 @@ from marketplace_api import cli
 from marketplace_api.config import get_settings
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE, app
 from marketplace_api.jobs.enqueue import enqueue
-from marketplace_api.jobs.tasks import SCHEDULES
 from marketplace_api.main import create_app
+from marketplace_api.worker.tasks import SCHEDULES
 from tests.conftest import make_settings
 from tests.jobs.conftest import eventually, full_name, jobs_rows
 

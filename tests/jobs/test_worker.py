@@ -20,8 +20,8 @@ from marketplace_api.config import Settings
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE, build_connector
 from marketplace_api.jobs.context import jobs_context
 from marketplace_api.jobs.enqueue import enqueue
-from marketplace_api.jobs.worker import run_worker
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.worker.runner import run_worker
 from tests.jobs.conftest import full_name, jobs_rows, running
 
 Drain = Callable[[], Awaitable[None]]

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketplace_api.config import Settings
-from marketplace_api.jobs.worker import run_worker
+from marketplace_api.worker.runner import run_worker
 from tests.conftest import make_settings
 
 PROCRASTINATE_TABLES = (

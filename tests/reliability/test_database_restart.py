@@ -31,8 +31,8 @@ from marketplace_api.accounts.models import Role, User
 from marketplace_api.jobs.app import app as jobs_app
 from marketplace_api.jobs.context import jobs_context
 from marketplace_api.jobs.enqueue import enqueue
-from marketplace_api.jobs.worker import run_worker
 from marketplace_api.main import create_app
+from marketplace_api.worker.runner import run_worker
 from tests.conftest import make_settings
 from tests.reliability.processes import free_port
 from tests.reliability.throwaway_pg import ThrowawayPostgres

@@ -13,8 +13,8 @@ import pytest
 from procrastinate.exceptions import ConnectorException
 
 from marketplace_api.config import Settings
-from marketplace_api.jobs import worker as worker_module
-from marketplace_api.jobs.worker import run_worker
+from marketplace_api.worker import runner as worker_module
+from marketplace_api.worker.runner import run_worker
 
 
 class FlakyApp:

@@ -1,2 +1,3 @@
-"""Background jobs on procrastinate (a PostgreSQL-backed queue): the app and its tasks (`app`,
-`tasks`), enqueueing inside a business transaction (`enqueue`), and the worker (`worker`)."""
+"""The background job queue on procrastinate (a PostgreSQL-backed queue): the app (`app`), what a
+task runs with (`context`) and enqueueing inside a business transaction (`enqueue`). Domains import
+this package to defer work; the periodic tasks and the worker process live in `worker/`."""

@@ -1,7 +1,9 @@
 """The procrastinate `App`: one per process, its tasks, and the connector built from settings.
 
 Tasks are declared with `@app.task(...)` in the modules listed in `TASK_MODULES` (a domain that
-adds tasks appends its module there, so a worker and `enqueue()` know every task name).
+adds tasks appends its module there, so a worker and `enqueue()` know every task name). They are
+listed by name and imported on first use, never at import time: the task modules import the
+domains, and the domains import this module to defer work.
 
 The connector is configured lazily: the database URL is resolved from the settings (or the embedded
 PostgreSQL) when the app is opened, never at import time. Workers and tests that already know the
@@ -25,7 +27,7 @@ from marketplace_api.config import get_settings
 from marketplace_api.migrations import resolve_database_url
 
 # Modules that declare tasks. Imported by the worker and before `enqueue()` checks a task name.
-TASK_MODULES: list[str] = ["marketplace_api.jobs.tasks", "marketplace_api.notifications.tasks"]
+TASK_MODULES: list[str] = ["marketplace_api.worker.tasks", "marketplace_api.notifications.tasks"]
 
 # Queues. A worker listens to all of them unless `--queues` says otherwise.
 DEFAULT_QUEUE = "default"

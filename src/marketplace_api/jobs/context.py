@@ -48,6 +48,6 @@ def jobs_context(context: JobContext) -> JobsContext:
     value = context.additional_context.get(CONTEXT_KEY)
     if not isinstance(value, JobsContext):
         raise RuntimeError(
-            "task run without the jobs context: start workers with marketplace_api.jobs.worker"
+            "task run without the jobs context: start workers with marketplace_api.worker.runner"
         )
     return value
