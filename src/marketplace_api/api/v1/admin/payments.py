@@ -16,8 +16,6 @@ from marketplace_api.integrations.stripe import (
     StripePermissionDenied,
     StripeRequestRejected,
 )
-from marketplace_api.ledger import reports
-from marketplace_api.ledger.schemas import PaymentHistoryRead
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.exceptions import (
@@ -28,6 +26,8 @@ from marketplace_api.refunds.exceptions import (
     RefundExceedsRemainder,
 )
 from marketplace_api.refunds.schemas import PaymentRefundCreate, RefundList, RefundRead
+from marketplace_api.reports import service as reports
+from marketplace_api.reports.schemas import PaymentHistoryRead
 from marketplace_api.transfers.exceptions import OrderDisputed
 
 router = APIRouter(prefix="/payments", tags=["admin"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from marketplace_api.deps import SessionDep
 from marketplace_api.errors import problem_responses
 from marketplace_api.inputs import UtcTimestamp
-from marketplace_api.ledger import reports
-from marketplace_api.ledger.reports import InvalidPeriod
-from marketplace_api.ledger.schemas import SummaryRead
+from marketplace_api.reports import service as reports
+from marketplace_api.reports.schemas import SummaryRead
+from marketplace_api.reports.service import InvalidPeriod
 
 router = APIRouter(prefix="/reports", tags=["admin"])
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from marketplace_api.api.params import CursorQuery
 from marketplace_api.deps import CurrentVendorUser, SessionDep
 from marketplace_api.errors import problem_responses
-from marketplace_api.ledger import reports
 from marketplace_api.ledger.models import MovementKind
-from marketplace_api.ledger.schemas import MovementPage
 from marketplace_api.pagination import InvalidCursor
+from marketplace_api.reports import service as reports
+from marketplace_api.reports.schemas import MovementPage
 
 router = APIRouter(prefix="/payments", tags=["vendor"])
 

@@ -14,7 +14,14 @@ from marketplace_api.disputes.schemas import DisputeRead
 from marketplace_api.errors import UnprocessableEntity
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
-from marketplace_api.ledger.schemas import (
+from marketplace_api.orders.models import Order
+from marketplace_api.pagination import decode_cursor, encode_cursor
+from marketplace_api.payments.models import Payment
+from marketplace_api.reads import read_from
+from marketplace_api.refunds.exceptions import PaymentNotFound
+from marketplace_api.refunds.models import Refund
+from marketplace_api.refunds.schemas import RefundRead
+from marketplace_api.reports.schemas import (
     BalanceRead,
     CurrencySummary,
     MovementPage,
@@ -23,13 +30,6 @@ from marketplace_api.ledger.schemas import (
     PaymentOrderRead,
     SummaryRead,
 )
-from marketplace_api.orders.models import Order
-from marketplace_api.pagination import decode_cursor, encode_cursor
-from marketplace_api.payments.models import Payment
-from marketplace_api.reads import read_from
-from marketplace_api.refunds.exceptions import PaymentNotFound
-from marketplace_api.refunds.models import Refund
-from marketplace_api.refunds.schemas import RefundRead
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.transfers.schemas import TransferRead, TransferReversalRead
 from marketplace_api.vendors.queries import vendor_id_of
