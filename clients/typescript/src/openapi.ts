@@ -1617,7 +1617,7 @@ export interface components {
              * @description Every money movement, oldest first.
              */
             movements: components["schemas"]["MovementRead"][];
-            balance: components["schemas"]["marketplace_api__ledger__schemas__BalanceRead"];
+            balance: components["schemas"]["marketplace_api__reports__schemas__BalanceRead"];
         };
         /** PaymentOrderRead */
         PaymentOrderRead: {
@@ -2577,7 +2577,7 @@ export interface components {
          * BalanceRead
          * @description charge + refunds = transfers + platform_fee + held (all signed, minor units).
          */
-        marketplace_api__ledger__schemas__BalanceRead: {
+        marketplace_api__reports__schemas__BalanceRead: {
             /** Currency */
             currency: string;
             /** Charge */
