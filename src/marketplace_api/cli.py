@@ -191,7 +191,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from marketplace_api.webhooks.commands import run_reconcile
+    from marketplace_api.reconcile.commands import run_reconcile
 
     url = _use_resolved_database_url()
     return run_reconcile(

@@ -11,10 +11,10 @@ from marketplace_api.live.models import OrderEvent
 from marketplace_api.notifications.models import Notification
 from marketplace_api.orders.models import Order, OrderItem
 from marketplace_api.payments.models import Payment
+from marketplace_api.reconcile.checks import ReconcileCheck
 from marketplace_api.refunds.models import Refund, RefundRequest
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
-from marketplace_api.webhooks.checks import ReconcileCheck
 from marketplace_api.webhooks.models import StripeEvent
 
 __all__ = [

@@ -40,6 +40,7 @@ from marketplace_api.ledger import service as ledger
 from marketplace_api.main import create_app
 from marketplace_api.orders.models import Order
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.reconcile.service import reconcile
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
@@ -56,7 +57,6 @@ from marketplace_api.transfers.models import (
 )
 from marketplace_api.vendors.models import Vendor
 from marketplace_api.webhooks.pipeline import process_due_events
-from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser, build_state
 from tests.fixtures.catalog import make_listing, make_vendor
 from tests.reliability.faults import SimulatedCrash, crash_on_commit

@@ -23,7 +23,7 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
-from marketplace_api.webhooks.reconcile import reconcile
+from marketplace_api.reconcile.service import reconcile
 from tests.conftest import AuthUser
 from tests.fixtures.catalog import make_listing, make_vendor, payment_intent
 from tests.fixtures.stripe import STRIPE_API_BASE, ok, stripe_error

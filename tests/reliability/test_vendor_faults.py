@@ -12,8 +12,8 @@ import respx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.reconcile.service import reconcile
 from marketplace_api.vendors.models import Vendor, VendorStatus
-from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
 from tests.fixtures.accounts import (
     account,

@@ -16,11 +16,11 @@ from marketplace_api.config import ChargeType
 from marketplace_api.deps import AppState
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.reconcile.service import reconcile
 from marketplace_api.vendors.models import Vendor, VendorStatus
 from marketplace_api.webhooks.envelope import parse_event
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import store_event
-from marketplace_api.webhooks.reconcile import reconcile
 from tests.conftest import AuthUser
 from tests.fixtures import accounts as vendor_factories
 from tests.fixtures.catalog import make_listing, make_vendor, payment_intent

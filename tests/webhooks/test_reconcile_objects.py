@@ -23,6 +23,7 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.reconcile.service import ReconcileReport, reconcile
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
@@ -35,7 +36,6 @@ from marketplace_api.transfers.models import (
     TransferStatus,
 )
 from marketplace_api.vendors.models import Vendor, VendorStatus
-from marketplace_api.webhooks.reconcile import ReconcileReport, reconcile
 from tests.conftest import AuthUser
 from tests.fixtures import accounts as vendor_factories
 from tests.fixtures.catalog import make_listing, make_vendor

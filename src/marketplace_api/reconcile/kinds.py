@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.integrations.stripe.objects import StripeModel
-from marketplace_api.webhooks.checks import ReconcileCheck, last_checked, oldest_checked_first
-from marketplace_api.webhooks.checks import mark_checked as _mark_checked
+from marketplace_api.reconcile.checks import ReconcileCheck, last_checked, oldest_checked_first
+from marketplace_api.reconcile.checks import mark_checked as _mark_checked
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 
 

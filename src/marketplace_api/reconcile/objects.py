@@ -22,15 +22,7 @@ from marketplace_api.errors import ProblemError
 from marketplace_api.integrations.stripe import objects as stripe_objects
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.queries import charge_account
-from marketplace_api.refunds.models import Refund, RefundStatus
-from marketplace_api.transfers import records as transfers
-from marketplace_api.transfers.models import (
-    ReversalStatus,
-    Transfer,
-    TransferReversal,
-    TransferStatus,
-)
-from marketplace_api.webhooks.reconcile_kinds import (
+from marketplace_api.reconcile.kinds import (
     Pass,
     Row,
     Tally,
@@ -38,6 +30,14 @@ from marketplace_api.webhooks.reconcile_kinds import (
     apply_as_event,
     ours,
     reconcile_kind,
+)
+from marketplace_api.refunds.models import Refund, RefundStatus
+from marketplace_api.transfers import records as transfers
+from marketplace_api.transfers.models import (
+    ReversalStatus,
+    Transfer,
+    TransferReversal,
+    TransferStatus,
 )
 
 # Checkout Sessions of payments still waiting for the buyer (or for a delayed method).

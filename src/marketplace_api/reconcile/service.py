@@ -8,7 +8,7 @@ A lost or never-subscribed webhook must not leave any row of ours different from
 2. payments not final `pending_age` after their last status change, and paid ones whose charge
    is not recorded: their PaymentIntent (`Stripe-Account` for direct charges) through
    `apply_payment_intent`;
-3. every other object kind that is not settled yet, in `reconcile_objects`: pending refunds,
+3. every other object kind that is not settled yet, in `objects`: pending refunds,
    pending/failed transfers and reversals, unpaid payments' Checkout Sessions, open disputes
    (plus disputes opened in the last `lookback` that we never heard of);
 4. every vendor with a Stripe account, active ones included, round-robin: its account
@@ -38,18 +38,18 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.integrations.stripe.objects import PaymentIntent
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.state import apply_payment_intent
-from marketplace_api.vendors.models import Vendor
-from marketplace_api.vendors.service import apply_stripe_account
-from marketplace_api.webhooks import reconcile_objects as paths
-from marketplace_api.webhooks.checks import (
+from marketplace_api.reconcile import objects as paths
+from marketplace_api.reconcile.checks import (
     ReconcileCheck,
     last_checked,
     mark_checked,
     oldest_checked_first,
 )
+from marketplace_api.reconcile.kinds import Pass, Row, Tally, Update, reconcile_kind
+from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.service import apply_stripe_account
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.webhooks.pipeline import process_due_events, transition
-from marketplace_api.webhooks.reconcile_kinds import Pass, Row, Tally, Update, reconcile_kind
 
 logger = logging.getLogger(__name__)
 
