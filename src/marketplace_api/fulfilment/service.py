@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import ChargeType
 from marketplace_api.fulfilment.exceptions import OrderNotShippable, OrderNotShipped
 from marketplace_api.fulfilment.models import Shipment
+from marketplace_api.fulfilment.notices import notify_order_shipped
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderRead
 from marketplace_api.fulfilment.views import vendor_order_read
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
-from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.orders.queries import get_buyer_order, get_vendor_order
 from marketplace_api.payments.models import Payment

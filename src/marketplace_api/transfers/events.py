@@ -20,11 +20,11 @@ from marketplace_api.integrations.stripe.objects import Transfer as StripeTransf
 from marketplace_api.integrations.stripe.objects import TransferReversal as StripeTransferReversal
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
-from marketplace_api.notifications.notify import notify_payout_failed
 from marketplace_api.refunds import fees
 from marketplace_api.transfers import records as service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.notices import notify_payout_failed
 from marketplace_api.webhooks.binding import Mismatch, metadata_id, verify
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 

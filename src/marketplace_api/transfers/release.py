@@ -29,7 +29,6 @@ from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
-from marketplace_api.notifications.notify import notify_transfer_failed
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order
@@ -43,6 +42,7 @@ from marketplace_api.transfers.exceptions import (
     RefundRequestOpen,
 )
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
+from marketplace_api.transfers.notices import notify_transfer_failed
 from marketplace_api.transfers.queries import (
     has_open_dispute,
     has_pending_refund,
