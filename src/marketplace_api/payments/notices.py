@@ -1,7 +1,9 @@
-"""The emails of a successful payment: the buyer's receipt and each vendor's "new paid order".
+"""The emails of a successful payment: the buyer's receipt and each vendor's "new paid order";
+and the buyer's "you paid twice, one payment was refunded".
 
 Composed from the payment's own rows and handed to the notifications outbox in the caller's
-transaction (never committed here). Dedupe keys: `payment:<id>` (receipt), `order:<id>` (vendor).
+transaction (never committed here). Dedupe keys: `payment:<id>` (receipt), `order:<id>` (vendor),
+`duplicate_payment:<pi_…>` (the refunded duplicate).
 Each returns how many notifications it created (0 for a repeat, or when the rows are missing).
 """
 
@@ -15,11 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import User
 from marketplace_api.notifications.kinds import Kind
-from marketplace_api.notifications.recipients import display_name, emails_for, fresh, fresh_row, iso
+from marketplace_api.notifications.recipients import (
+    display_name,
+    emails_for,
+    fresh,
+    fresh_row,
+    iso,
+    send,
+)
 from marketplace_api.notifications.service import notify_many
 from marketplace_api.orders.models import Order
 from marketplace_api.orders.notices import order_items
-from marketplace_api.payments.models import Payment
+from marketplace_api.payments.models import DuplicatePaymentRefund, Payment
 from marketplace_api.vendors.queries import vendor_contacts
 
 
@@ -81,3 +90,32 @@ async def notify_orders_paid(
         }
         emails += emails_for(Kind.vendor_new_order, f"order:{order.id}", [vendor_email], context)
     return len(await notify_many(session, emails))
+
+
+async def notify_duplicate_payment_refunded(session: AsyncSession, duplicate_id: uuid.UUID) -> int:
+    """The buyer's "you paid twice, one payment was refunded": call when the duplicate's refund
+    has succeeded (one email per duplicate)."""
+    row = (
+        await fresh(
+            session, select(DuplicatePaymentRefund).where(DuplicatePaymentRefund.id == duplicate_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return 0
+    payment = await session.get(Payment, row.payment_id)
+    buyer = await fresh_row(session, User, payment.buyer_id) if payment is not None else None
+    if buyer is None:
+        return 0
+    context = {
+        "buyer_name": display_name(buyer),
+        "payment_id": str(row.payment_id),
+        "amount": row.amount,
+        "currency": row.currency,
+    }
+    return await send(
+        session,
+        Kind.duplicate_payment_refunded,
+        f"duplicate_payment:{row.stripe_payment_intent_id}",
+        [buyer.email],
+        context,
+    )

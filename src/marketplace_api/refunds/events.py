@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.integrations.stripe.objects import RefundedCharge
-from marketplace_api.refunds import duplicates, sync
+from marketplace_api.payments import duplicates
+from marketplace_api.refunds import sync
 from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 

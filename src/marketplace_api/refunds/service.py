@@ -35,9 +35,9 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order
+from marketplace_api.payments import duplicates
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.queries import fresh_payment
-from marketplace_api.refunds import duplicates
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
     OrderNotRefundable,
@@ -317,6 +317,6 @@ async def retry_failed_refunds(
             await reversals.execute_reversal(
                 session, gateway, reversal_id, now=now, settings=settings
             )
-    # Second PaymentIntents of one payment, refunded whole (`refunds.duplicates`).
+    # Second PaymentIntents of one payment, refunded whole (`payments.duplicates`).
     made = await duplicates.refund_due_duplicates(sessionmaker, gateway, now=now, limit=limit)
     return len(refund_ids) + len(reversal_ids) + made
