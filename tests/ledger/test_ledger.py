@@ -23,7 +23,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
 from tests.fixtures.money import (
@@ -94,9 +94,7 @@ async def test_every_payment_balances_over_a_mixed_scenario(
         )
 
     async def release(order: Order) -> None:
-        await transfers.release_order(
-            session, gateway, order.id, trigger=ReleaseTrigger.admin, now=NOW
-        )
+        await release_order(session, gateway, order.id, trigger=ReleaseTrigger.admin, now=NOW)
 
     payments: list[Paid] = []
     dest = await make_paid(
@@ -202,7 +200,7 @@ async def test_admin_sees_a_payments_full_history_in_time_order(
         actor_id=None,
         now=NOW + timedelta(hours=1),
     )
-    await transfers.release_order(
+    await release_order(
         session,
         app_state.stripe,
         paid.order.id,

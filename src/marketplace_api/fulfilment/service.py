@@ -26,7 +26,7 @@ from marketplace_api.orders.queries import get_buyer_order, get_vendor_order
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import requests
 from marketplace_api.refunds.models import RefundRequest
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.exceptions import OrderDisputed, RefundRequestOpen
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
 
@@ -135,7 +135,7 @@ async def confirm_delivery(
     if gateway is None:
         raise StripeNotConfigured()
     try:
-        transfer = await transfers.release_order(
+        transfer = await release_order(
             session,
             gateway,
             order.id,

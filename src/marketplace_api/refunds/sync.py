@@ -34,9 +34,9 @@ from marketplace_api.refunds.models import (
     RefundStatus,
 )
 from marketplace_api.refunds.notices import notify_refund_issued
+from marketplace_api.refunds.queries import refund_totals
 from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, transition_refund
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
-from marketplace_api.transfers.queries import refund_totals
 from marketplace_api.transfers.state import transition_reversal
 from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 from marketplace_api.webhooks.dispatch import RetryLater
