@@ -64,7 +64,7 @@ STAGES: list[tuple[str, str]] = [
     ("JWT decode", r"decode_access_token"),
     ("rate limit dependency", r"by_user|by_address"),
     ("idempotency", r"/idempotency/"),
-    ("checkout (orders/checkout.py)", r"/orders/checkout\.py"),
+    ("checkout (checkout/service.py)", r"/checkout/service\.py"),
     ("Stripe gateway call (integrations/stripe)", r"/integrations/stripe/"),
     ("webhook pipeline (webhooks/)", r"/webhooks/"),
     ("webhook signature", r"verify_event"),

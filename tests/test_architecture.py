@@ -3,7 +3,8 @@
 * a module imports other packages at its top, never inside a function (an import hidden in a
   function is usually an import cycle left in place);
 * the modules' top-level imports form no cycle;
-* neither do the packages': every package imports only packages below it.
+* neither do the packages': every package imports only packages below it (the layers are drawn
+  in docs/architecture.md).
 
 A package is the first name under `marketplace_api` (`orders`, `payments`, ...; a top-level module
 such as `db.py` is its own package).
@@ -25,31 +26,6 @@ ALLOWED_LAZY = {
     "marketplace_api.cli": None,
     # The Stripe simulator is a development tool: imported only when it is switched on.
     "marketplace_api.main": {"marketplace_api.stripe_simulator"},
-}
-
-# Left in modules that other branches were restructuring when this test was written: remove each
-# entry once its import has moved to the top of its module.
-PENDING = {
-    ("marketplace_api.payments.state", "marketplace_api.ledger"),
-}
-
-# Package edges that still close a cycle between domain packages, removed by the branch that
-# layers the domains (each domain composes its own notifications, checkout sits above payments,
-# shared reads and fee arithmetic move down). Empty this set once that branch is merged.
-DOMAIN_EDGES_PENDING = {
-    ("disputes", "transfers"),
-    ("ledger", "payments"),
-    ("notifications", "disputes"),
-    ("notifications", "fulfilment"),
-    ("notifications", "orders"),
-    ("notifications", "payments"),
-    ("notifications", "refunds"),
-    ("notifications", "transfers"),
-    ("notifications", "vendors"),
-    ("orders", "payments"),
-    ("payments", "refunds"),
-    ("transfers", "refunds"),
-    ("webhooks", "notifications"),
 }
 
 
@@ -117,8 +93,6 @@ def test_no_function_level_import_of_another_package() -> None:
             allowed = ALLOWED_LAZY.get(module, set())
             if module in ALLOWED_LAZY and (allowed is None or _package(target) in allowed):
                 continue
-            if (module, _package(target)) in PENDING:
-                continue
             found.append(f"{module}:{line} imports {target} inside a function")
     assert found == []
 
@@ -172,12 +146,7 @@ def test_top_level_imports_have_no_cycle() -> None:
 
 def test_packages_form_no_cycle() -> None:
     graph = _package_graph()
-    gone = sorted(edge for edge in DOMAIN_EDGES_PENDING if edge[1] not in graph.get(edge[0], {}))
-    assert gone == [], "no longer imported: remove these from DOMAIN_EDGES_PENDING"
-    remaining = {
-        package: [target for target in targets if (package, target) not in DOMAIN_EDGES_PENDING]
-        for package, targets in graph.items()
-    }
+    remaining = {package: list(targets) for package, targets in graph.items()}
     cycles = []
     for cycle in _cycles(remaining):
         # Each hop with one of the imports that make it, the most specific one.

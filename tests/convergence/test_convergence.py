@@ -44,10 +44,10 @@ from marketplace_api.reconcile.service import reconcile
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
+from marketplace_api.release.jobs import retry_pending_transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.stripe_simulator import StripeSimulator
 from marketplace_api.stripe_simulator.events import Delivery
-from marketplace_api.transfers import release as transfers
-from marketplace_api.transfers.jobs import retry_pending_transfers
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -347,7 +347,7 @@ async def _release(world: World, index: int, crash: bool) -> None:
     order_id = world.paid_orders[index % len(world.paid_orders)]
     world.crash_next = crash
     try:
-        await transfers.release_order(
+        await release_order(
             world.session,
             _gateway(world),
             order_id,

@@ -18,7 +18,7 @@ from marketplace_api.disputes.models import Dispute
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.refunds import service as refunds
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import ReleaseTrigger, ReversalStatus, TransferReversal
 from tests.conftest import AuthUser, make_settings
 from tests.fixtures.money import (
@@ -87,7 +87,7 @@ async def test_lost_dispute_on_a_transferred_separate_charge_reverses_the_vendor
     paid = await make_paid(session)
     stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
     assert app_state.stripe is not None
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     route = stripe_api.post(url__regex=r"/v1/transfers/tr_\w+/reversals$").mock(
@@ -145,7 +145,7 @@ async def test_lost_dispute_recovery_can_be_turned_off(
     paid = await make_paid(session)
     stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
     assert app_state.stripe is not None
-    await transfers.release_order(
+    await release_order(
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     obj = dispute_json(paid, status="lost")

@@ -18,11 +18,12 @@ from marketplace_api.deps import AppState
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement
 from marketplace_api.orders.models import Order
+from marketplace_api.payments.ledger import record_payment_succeeded
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
 from tests.fixtures.money import (
@@ -93,9 +94,7 @@ async def test_every_payment_balances_over_a_mixed_scenario(
         )
 
     async def release(order: Order) -> None:
-        await transfers.release_order(
-            session, gateway, order.id, trigger=ReleaseTrigger.admin, now=NOW
-        )
+        await release_order(session, gateway, order.id, trigger=ReleaseTrigger.admin, now=NOW)
 
     payments: list[Paid] = []
     dest = await make_paid(
@@ -137,7 +136,7 @@ async def test_movements_are_recorded_once_and_cannot_be_changed(
 ) -> None:
     paid = await make_paid(session, charge_type=ChargeType.destination)
     before = (await session.execute(select(func.count()).select_from(MoneyMovement))).scalar()
-    await ledger.record_payment_succeeded(session, paid.payment)  # a replay
+    await record_payment_succeeded(session, paid.payment)  # a replay
     await session.commit()
     after = (await session.execute(select(func.count()).select_from(MoneyMovement))).scalar()
     assert before == after == 3  # charge, platform_fee, transfer
@@ -159,7 +158,7 @@ async def test_a_success_is_recorded_in_one_statement_stripe_fee_included(
     paid.payment.stripe_fee = 175
     await session.flush()
     with Statements(engine) as statements:
-        await ledger.record_payment_succeeded(session, paid.payment, paid.orders)
+        await record_payment_succeeded(session, paid.payment, paid.orders)
     assert statements.seen == ["INSERT money_movements"]  # one round trip, whatever the rows
     rows = (
         await session.execute(
@@ -176,7 +175,7 @@ async def test_a_success_is_recorded_in_one_statement_stripe_fee_included(
         "transfer": [1800, 2700],
         "stripe_fee": [-175],
     }
-    await ledger.record_payment_succeeded(session, paid.payment)  # a replay: nothing new
+    await record_payment_succeeded(session, paid.payment)  # a replay: nothing new
     assert (await session.execute(select(func.count()).select_from(MoneyMovement))).scalar() == 7
 
 
@@ -201,7 +200,7 @@ async def test_admin_sees_a_payments_full_history_in_time_order(
         actor_id=None,
         now=NOW + timedelta(hours=1),
     )
-    await transfers.release_order(
+    await release_order(
         session,
         app_state.stripe,
         paid.order.id,

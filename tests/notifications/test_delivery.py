@@ -11,10 +11,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from marketplace_api.accounts.models import Role
+from marketplace_api.fulfilment.notices import notify_order_shipped
 from marketplace_api.notifications import service
 from marketplace_api.notifications.models import Notification, NotificationStatus
-from marketplace_api.notifications.notify import notify_order_paid, notify_order_shipped
 from marketplace_api.notifications.tasks import MAX_RETRIES
+from marketplace_api.payments.notices import notify_order_paid
 from tests.conftest import MakeUser
 from tests.fixtures.orders import PlacedOrder, place_order
 from tests.notifications.conftest import Drain, SmtpServer, job_rows, mail_settings

@@ -13,14 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import Role
 from marketplace_api.disputes.models import Dispute
+from marketplace_api.disputes.notices import notify_dispute_opened
 from marketplace_api.fulfilment.models import Shipment
-from marketplace_api.notifications import notify as n
+from marketplace_api.fulfilment.notices import notify_order_shipped
 from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.models import Notification, NotificationStatus
 from marketplace_api.notifications.service import Email, dedupe_key, notify, notify_many
+from marketplace_api.payments.notices import notify_order_paid
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundReason
+from marketplace_api.refunds.notices import notify_refund_issued
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
+from marketplace_api.transfers.notices import notify_transfer_failed, notify_transfer_released
+from marketplace_api.vendors.notices import notify_payout_failed, notify_requirements_due
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.webhooks.notices import notify_webhook_event_failed
 from tests.conftest import MakeUser
 from tests.fixtures.orders import PlacedOrder, place_order
 
@@ -74,7 +80,7 @@ async def test_nothing_is_recorded_or_enqueued_when_the_change_rolls_back(
     session: AsyncSession, placed: PlacedOrder
 ) -> None:
     savepoint = await session.begin_nested()
-    assert await n.notify_order_paid(session, placed.payment.id) == 2
+    assert await notify_order_paid(session, placed.payment.id) == 2
     await savepoint.rollback()  # the state change failed
     assert await notifications(session) == []
     assert await send_jobs(session) == []
@@ -83,8 +89,8 @@ async def test_nothing_is_recorded_or_enqueued_when_the_change_rolls_back(
 async def test_order_paid_sends_a_receipt_and_a_new_order_email_once(
     session: AsyncSession, placed: PlacedOrder
 ) -> None:
-    assert await n.notify_order_paid(session, placed.payment.id) == 2
-    assert await n.notify_order_paid(session, placed.payment.id) == 0  # a replay: nothing new
+    assert await notify_order_paid(session, placed.payment.id) == 2
+    assert await notify_order_paid(session, placed.payment.id) == 0  # a replay: nothing new
 
     receipt, new_order = await notifications(session)
     assert (receipt.kind, receipt.recipient) == ("order_paid", "bea@example.com")
@@ -143,18 +149,18 @@ async def test_shipped_refund_dispute_transfer_emails_load_their_rows(
     )
     session.add_all([refund, transfer, dispute])  # not flushed: the functions flush first
 
-    assert await n.notify_order_shipped(session, order.id) == 1
-    assert await n.notify_refund_issued(session, refund.id) == 1
-    assert await n.notify_dispute_opened(session, dispute.id) == 1
-    assert await n.notify_transfer_released(session, transfer.id) == 1
-    assert await n.notify_transfer_failed(session, transfer.id) == 1
+    assert await notify_order_shipped(session, order.id) == 1
+    assert await notify_refund_issued(session, refund.id) == 1
+    assert await notify_dispute_opened(session, dispute.id) == 1
+    assert await notify_transfer_released(session, transfer.id) == 1
+    assert await notify_transfer_failed(session, transfer.id) == 1
     # Each again: nothing new.
     for again in (
-        n.notify_order_shipped(session, order.id),
-        n.notify_refund_issued(session, refund.id),
-        n.notify_dispute_opened(session, dispute.id),
-        n.notify_transfer_released(session, transfer.id),
-        n.notify_transfer_failed(session, transfer.id),
+        notify_order_shipped(session, order.id),
+        notify_refund_issued(session, refund.id),
+        notify_dispute_opened(session, dispute.id),
+        notify_transfer_released(session, transfer.id),
+        notify_transfer_failed(session, transfer.id),
     ):
         assert await again == 0
 
@@ -185,16 +191,16 @@ async def test_vendor_account_and_admin_webhook_emails(
         "failure_code": "account_closed",
         "failure_message": "The bank account has been closed.",
     }
-    assert await n.notify_payout_failed(session, str(vendor.stripe_account_id), payout) == 1
-    assert await n.notify_payout_failed(session, str(vendor.stripe_account_id), payout) == 0
-    assert await n.notify_payout_failed(session, "acct_unknown", payout) == 0
+    assert await notify_payout_failed(session, str(vendor.stripe_account_id), payout) == 1
+    assert await notify_payout_failed(session, str(vendor.stripe_account_id), payout) == 0
+    assert await notify_payout_failed(session, "acct_unknown", payout) == 0
 
-    assert await n.notify_requirements_due(session, vendor.id) == 0  # nothing due
+    assert await notify_requirements_due(session, vendor.id) == 0  # nothing due
     vendor.requirements_currently_due = ["external_account", "tos_acceptance.date"]
     deadline = 1796000000
-    assert await n.notify_requirements_due(session, vendor.id, deadline=deadline) == 1
+    assert await notify_requirements_due(session, vendor.id, deadline=deadline) == 1
     # The same requirements again (another account.updated): nothing new.
-    assert await n.notify_requirements_due(session, vendor.id, deadline=deadline) == 0
+    assert await notify_requirements_due(session, vendor.id, deadline=deadline) == 0
 
     session.add(
         StripeEvent(
@@ -208,8 +214,8 @@ async def test_vendor_account_and_admin_webhook_emails(
             last_error="RuntimeError: boom",
         )
     )
-    assert await n.notify_webhook_event_failed(session, "evt_broken") == 2  # every admin
-    assert await n.notify_webhook_event_failed(session, "evt_broken") == 0
+    assert await notify_webhook_event_failed(session, "evt_broken") == 2  # every admin
+    assert await notify_webhook_event_failed(session, "evt_broken") == 0
 
     rows = await notifications(session)
     [due_row] = [r for r in rows if r.kind == "requirements_due"]

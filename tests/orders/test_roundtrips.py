@@ -12,7 +12,7 @@ import respx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from marketplace_api.orders import service
+from marketplace_api.checkout import orders as service
 from marketplace_api.payments.models import Payment, PaymentStatus
 from tests.conftest import AuthUser, MakeUser
 from tests.fixtures.catalog import make_listing, make_vendor

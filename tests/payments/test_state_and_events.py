@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.catalog.models import Listing
+from marketplace_api.checkout.schemas import CheckoutCreate
+from marketplace_api.checkout.service import place_checkout
 from marketplace_api.config import Settings
 from marketplace_api.deps import AppState
 from marketplace_api.integrations.stripe.objects import PaymentIntent, parse_object
-from marketplace_api.orders.checkout import place_checkout
 from marketplace_api.orders.models import Order, OrderStatus
-from marketplace_api.orders.schemas import CheckoutCreate
 from marketplace_api.payments import events
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations

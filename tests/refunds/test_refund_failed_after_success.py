@@ -23,7 +23,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import ReleaseTrigger
 from tests.conftest import AuthUser
 from tests.fixtures.money import (
@@ -58,7 +58,7 @@ async def _refunded(
     assert app_state.stripe is not None
     if released:
         stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
-        transfer = await transfers.release_order(
+        transfer = await release_order(
             session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
         )
         stripe_api.post(url__regex=rf"/v1/transfers/{transfer.stripe_transfer_id}/reversals$").mock(

@@ -20,7 +20,7 @@ from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import service
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -195,7 +195,7 @@ async def test_separate_refund_before_release_reduces_the_transfer(
     assert (refund["vendor_share"], refund["fee_share"], refund["origin"]) == (450, 50, "vendor")
     assert (await ledger.payment_balance(session, paid.payment)).held == 1350
     assert app_state.stripe is not None
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     assert transfer.amount == 1350
@@ -211,7 +211,7 @@ async def test_separate_refund_after_release_reverses_the_vendor_share(
     stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
     refunds = stripe_api.post("/v1/refunds").mock(side_effect=refund_handler())
     assert app_state.stripe is not None
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, app_state.stripe, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     reversals = stripe_api.post(

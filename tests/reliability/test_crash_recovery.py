@@ -29,8 +29,8 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import expire_reservations
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
-from marketplace_api.transfers import release as transfers
-from marketplace_api.transfers.jobs import retry_pending_transfers
+from marketplace_api.release.jobs import retry_pending_transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -145,9 +145,7 @@ async def test_release_crash_after_the_transfer_is_made_is_repaired_without_a_se
     with crash_on_commit(session) as crash:
         route = stripe_api.post("/v1/transfers").mock(side_effect=arming(transfer_handler, crash))
         with pytest.raises(SimulatedCrash):
-            await transfers.release_order(
-                session, gateway, order_id, trigger=ReleaseTrigger.auto, now=NOW
-            )
+            await release_order(session, gateway, order_id, trigger=ReleaseTrigger.auto, now=NOW)
     await session.rollback()
     made = route.calls.last.response.json()
 
@@ -279,7 +277,7 @@ async def test_reversal_crash_after_stripe_reversed_is_repaired_by_the_job_with_
     paid = await make_paid(session)
     payment_id = paid.payment.id
     stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, gateway, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     transfer_id, stripe_transfer_id = transfer.id, str(transfer.stripe_transfer_id)

@@ -27,8 +27,8 @@ from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.service import retry_failed_refunds
-from marketplace_api.transfers import release as transfers
-from marketplace_api.transfers.jobs import retry_pending_transfers
+from marketplace_api.release.jobs import retry_pending_transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -192,7 +192,7 @@ async def _released(
 ) -> tuple[Paid, Transfer]:
     paid = await make_paid(session)
     stripe_api.post("/v1/transfers").mock(side_effect=transfer_handler)
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, gateway, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     assert transfer.status is TransferStatus.paid

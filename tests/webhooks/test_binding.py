@@ -19,9 +19,8 @@ from marketplace_api.config import ChargeType
 from marketplace_api.ledger.models import MoneyMovement
 from marketplace_api.notifications.models import Notification
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
-from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.models import DuplicatePaymentRefund, Payment, PaymentStatus
 from marketplace_api.refunds.models import (
-    DuplicatePaymentRefund,
     Refund,
     RefundOrigin,
     RefundReason,

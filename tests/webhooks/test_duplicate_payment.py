@@ -19,9 +19,13 @@ from marketplace_api.deps import AppState
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement
 from marketplace_api.notifications.models import Notification
-from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.refunds.duplicates import refund_due_duplicates
-from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
+from marketplace_api.payments.duplicates import refund_due_duplicates
+from marketplace_api.payments.models import (
+    DuplicatePaymentRefund,
+    DuplicateRefundStatus,
+    Payment,
+    PaymentStatus,
+)
 from marketplace_api.refunds.service import retry_failed_refunds
 from tests.conftest import AuthUser
 from tests.fixtures.catalog import payment_intent

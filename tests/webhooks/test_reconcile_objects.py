@@ -27,7 +27,7 @@ from marketplace_api.reconcile.service import ReconcileReport, reconcile
 from marketplace_api.refunds import service as refunds
 from marketplace_api.refunds.models import Refund, RefundOrigin, RefundStatus
 from marketplace_api.refunds.schemas import RefundCreate
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.models import (
     ReleaseTrigger,
     ReversalStatus,
@@ -248,7 +248,7 @@ async def test_a_transfer_and_a_reversal_whose_answers_were_lost_converge(
         return handle
 
     stripe_api.post("/v1/transfers").mock(side_effect=lost("transfers", transfer_handler))
-    transfer = await transfers.release_order(
+    transfer = await release_order(
         session, gateway, paid.order.id, trigger=ReleaseTrigger.admin, now=NOW
     )
     assert transfer.status is TransferStatus.pending

@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import ChargeType
 from marketplace_api.disputes.models import CLOSED_STATUSES, Dispute
+from marketplace_api.disputes.notices import notify_dispute_opened
 from marketplace_api.disputes.schemas import DisputePage, DisputeRead
 from marketplace_api.integrations.stripe.objects import Dispute as StripeDispute
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
-from marketplace_api.notifications.notify import notify_dispute_opened
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders

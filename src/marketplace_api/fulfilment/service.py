@@ -16,17 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.config import ChargeType
 from marketplace_api.fulfilment.exceptions import OrderNotShippable, OrderNotShipped
 from marketplace_api.fulfilment.models import Shipment
+from marketplace_api.fulfilment.notices import notify_order_shipped
 from marketplace_api.fulfilment.schemas import ShipmentCreate, VendorOrderRead
 from marketplace_api.fulfilment.views import vendor_order_read
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway, StripeNotConfigured
-from marketplace_api.notifications.notify import notify_order_shipped
 from marketplace_api.orders.models import FulfilmentStatus, Order, OrderStatus
 from marketplace_api.orders.queries import get_buyer_order, get_vendor_order
 from marketplace_api.payments.models import Payment
 from marketplace_api.refunds import requests
 from marketplace_api.refunds.models import RefundRequest
-from marketplace_api.transfers import release as transfers
+from marketplace_api.release.service import release_order
 from marketplace_api.transfers.exceptions import OrderDisputed, RefundRequestOpen
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer
 
@@ -135,7 +135,7 @@ async def confirm_delivery(
     if gateway is None:
         raise StripeNotConfigured()
     try:
-        transfer = await transfers.release_order(
+        transfer = await release_order(
             session,
             gateway,
             order.id,

@@ -1,12 +1,12 @@
-"""What every notification needs: fresh rows, who receives it, and sending it once per recipient.
+"""What every notification needs: fresh rows, the admins' addresses, and sending it once per
+recipient.
 
-The functions in `notify` load what their email says; these load who it goes to and hand each
+The domains' `notices` modules load what their email says and who it goes to; these hand each
 email to `service.notify_many` with its dedupe key.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, TypeVarTuple
@@ -17,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace_api.accounts.models import Role, User
 from marketplace_api.notifications.kinds import Kind
 from marketplace_api.notifications.service import Email, dedupe_key, notify_many
-from marketplace_api.orders.models import OrderItem
-from marketplace_api.vendors.models import Vendor
 
 _Ts = TypeVarTuple("_Ts")
 _R = TypeVar("_R")
@@ -57,42 +55,6 @@ async def send(
     context: Mapping[str, Any],
 ) -> int:
     return len(await notify_many(session, emails_for(kind, source, recipients, context)))
-
-
-async def order_items(
-    session: AsyncSession, order_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    rows = (
-        await fresh(
-            session,
-            select(OrderItem)
-            .where(OrderItem.order_id.in_(order_ids))
-            .order_by(OrderItem.order_id, OrderItem.title, OrderItem.id),
-        )
-    ).scalars()
-    items: dict[uuid.UUID, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
-    for item in rows:
-        items[item.order_id].append(
-            {
-                "title": item.title,
-                "quantity": item.quantity,
-                "unit_amount": item.unit_amount,
-                "amount": item.amount,
-            }
-        )
-    return items
-
-
-async def vendor_contacts(
-    session: AsyncSession, vendor_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, str]]:
-    """vendor id -> (display name, email of the vendor's user)."""
-    rows = await session.execute(
-        select(Vendor.id, Vendor.display_name, User.email)
-        .join(User, User.id == Vendor.user_id)
-        .where(Vendor.id.in_(vendor_ids))
-    )
-    return {vendor_id: (name, email) for vendor_id, name, email in rows.all()}
 
 
 def display_name(user: User) -> str:

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.config import ChargeType
-from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
+from marketplace_api.db import Base, RetryState, Timestamps, UUIDPrimaryKey
 
 
 class PaymentStatus(enum.StrEnum):
@@ -127,3 +127,48 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
     # are ignored.
     stripe_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DuplicateRefundStatus(enum.StrEnum):
+    pending = "pending"  # to be refunded (or Stripe's refund is on its way)
+    succeeded = "succeeded"
+    failed = "failed"  # refused or failed at Stripe: the operator was alerted
+
+
+class DuplicatePaymentRefund(UUIDPrimaryKey, Timestamps, RetryState, Base):
+    """A second successful PaymentIntent of one payment (a Checkout Session's and the Payment
+    Element's both paid), refunded whole. One row per PaymentIntent (the unique key), so however
+    often its success is delivered it is refunded once; the Stripe call carries the key
+    `duplicate_payment:<pi_…>:refund`. Not a `Refund`: it is not part of any order's refundable
+    amount.
+
+    Status: pending ──► succeeded | failed (`payments/duplicates.py` is the only code changing it).
+    """
+
+    __tablename__ = "duplicate_payment_refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("platform_fee >= 0 AND platform_fee <= amount", name="fee_range"),
+        Index("ix_duplicate_payment_refunds_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    payment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+    )
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The application fee the duplicate collected too (destination and direct charges).
+    platform_fee: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[DuplicateRefundStatus] = mapped_column(
+        Enum(DuplicateRefundStatus, name="duplicate_refund_status", native_enum=False, length=16),
+        server_default=DuplicateRefundStatus.pending.value,
+    )
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"duplicate_payment:{self.stripe_payment_intent_id}:refund"

@@ -20,14 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
-from marketplace_api.ledger.service import record_payment_succeeded
-from marketplace_api.notifications.notify import notify_orders_paid
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
+from marketplace_api.payments.duplicates import record_duplicate
+from marketplace_api.payments.ledger import record_payment_succeeded
 from marketplace_api.payments.models import Payment, PaymentStatus
+from marketplace_api.payments.notices import notify_orders_paid
 from marketplace_api.payments.queries import payment_account
-from marketplace_api.refunds.duplicates import record_duplicate
 from marketplace_api.webhooks.binding import (
     Mismatch,
     Source,

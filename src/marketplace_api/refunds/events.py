@@ -1,5 +1,5 @@
-"""Webhook handlers for refunds: `refund.created/updated/failed`, `charge.refund.updated` and
-`charge.refunded`.
+"""Webhook handlers for refunds: `refund.created/updated/failed`, `charge.refund.updated`,
+`charge.refunded`, and `application_fee.refunded` (Stripe's fee refunds against our split).
 
 Our refund is found by `metadata.refund_id` (we set it), then the Stripe refund id; the state
 machine decides (terminal states never move back), so duplicates and out-of-order deliveries
@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.integrations.stripe.objects import RefundedCharge
-from marketplace_api.refunds import duplicates, sync
+from marketplace_api.payments import duplicates
+from marketplace_api.refunds import fees, sync
 from marketplace_api.webhooks.binding import Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 
@@ -44,3 +45,13 @@ async def on_charge_refunded(session: AsyncSession, event: EventContext) -> None
         await sync.apply_refund_object(
             session, refund, observed_at=event.created, source=Source(event.account)
         )
+
+
+@handles("application_fee.refunded")
+async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
+    """Stripe's fee refunds against our split of the refunds: a rounding difference (a minor
+    unit) is recorded in the ledger (`refunds.fees`)."""
+    # No typed application fee yet: `refunds.fees` reads Stripe's JSON.
+    await fees.reconcile_fee_refunds(
+        session, event.object, observed_at=event.created, account=event.account
+    )

@@ -18,6 +18,7 @@ from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.payments.queries import fresh_payment, payment_account
+from marketplace_api.refunds import reversals
 from marketplace_api.refunds.models import Refund, RefundStatus
 from marketplace_api.refunds.state import transition_refund
 from marketplace_api.refunds.sync import (
@@ -27,7 +28,6 @@ from marketplace_api.refunds.sync import (
     reopen_request,
 )
 from marketplace_api.stripe_attempts import Failure
-from marketplace_api.transfers import reversals
 from marketplace_api.transfers.models import TransferReversal
 
 

@@ -30,14 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType, Settings
+from marketplace_api.disputes.queries import has_open_dispute
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order
+from marketplace_api.payments import duplicates
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.queries import fresh_payment
-from marketplace_api.refunds import duplicates
+from marketplace_api.refunds import reversals
 from marketplace_api.refunds.exceptions import (
     NothingToRefund,
     OrderNotRefundable,
@@ -52,17 +54,12 @@ from marketplace_api.refunds.models import (
     RefundRequestStatus,
     RefundStatus,
 )
+from marketplace_api.refunds.queries import open_refund_request, refund_totals
 from marketplace_api.refunds.schemas import PaymentRefundCreate, RefundCreate
 from marketplace_api.refunds.sync import new_refund
-from marketplace_api.transfers import reversals
 from marketplace_api.transfers.exceptions import OrderDisputed
 from marketplace_api.transfers.models import TransferReversal, TransferStatus
-from marketplace_api.transfers.queries import (
-    has_open_dispute,
-    open_refund_request,
-    refund_totals,
-    transfer_of_order,
-)
+from marketplace_api.transfers.queries import transfer_of_order
 from marketplace_api.vendors.queries import vendor_id_of
 
 logger = logging.getLogger(__name__)
@@ -317,6 +314,6 @@ async def retry_failed_refunds(
             await reversals.execute_reversal(
                 session, gateway, reversal_id, now=now, settings=settings
             )
-    # Second PaymentIntents of one payment, refunded whole (`refunds.duplicates`).
+    # Second PaymentIntents of one payment, refunded whole (`payments.duplicates`).
     made = await duplicates.refund_due_duplicates(sessionmaker, gateway, now=now, limit=limit)
     return len(refund_ids) + len(reversal_ids) + made

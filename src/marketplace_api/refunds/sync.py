@@ -19,7 +19,6 @@ from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
 from marketplace_api.money import allocate
-from marketplace_api.notifications.notify import notify_refund_issued
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order, orders_of_payment
 from marketplace_api.orders.state import transition_orders
@@ -34,9 +33,10 @@ from marketplace_api.refunds.models import (
     RefundRequestStatus,
     RefundStatus,
 )
+from marketplace_api.refunds.notices import notify_refund_issued
+from marketplace_api.refunds.queries import refund_totals
 from marketplace_api.refunds.state import FROM_STRIPE, fail_after_success, transition_refund
 from marketplace_api.transfers.models import ReversalStatus, TransferReversal
-from marketplace_api.transfers.queries import refund_totals
 from marketplace_api.transfers.state import transition_reversal
 from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 from marketplace_api.webhooks.dispatch import RetryLater

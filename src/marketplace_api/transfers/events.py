@@ -1,5 +1,5 @@
-"""Webhook handlers for transfers (`transfer.created/updated/reversed`), connected accounts'
-payouts (`payout.paid/failed`) and `application_fee.refunded`.
+"""Webhook handlers for transfers (`transfer.created/updated/reversed`) and connected accounts'
+payouts (`payout.paid/failed`).
 
 A transfer or reversal we made carries our ids in metadata: the event records it when the
 create answer was lost (timeout, crash). Payouts are recorded in the ledger on the vendor of
@@ -20,11 +20,10 @@ from marketplace_api.integrations.stripe.objects import Transfer as StripeTransf
 from marketplace_api.integrations.stripe.objects import TransferReversal as StripeTransferReversal
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
-from marketplace_api.notifications.notify import notify_payout_failed
-from marketplace_api.refunds import fees
 from marketplace_api.transfers import records as service
 from marketplace_api.transfers.models import Transfer, TransferReversal
 from marketplace_api.vendors.models import Vendor
+from marketplace_api.vendors.notices import notify_payout_failed
 from marketplace_api.webhooks.binding import Mismatch, metadata_id, verify
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, handles
 
@@ -129,13 +128,3 @@ async def on_payout(session: AsyncSession, event: EventContext) -> None:
     else:
         logger.warning("payout failed", extra={"payout": payout_id, "failure": payout.failure_code})
     await notify_payout_failed(session, event.account, event.object)
-
-
-@handles("application_fee.refunded")
-async def on_application_fee_refunded(session: AsyncSession, event: EventContext) -> None:
-    """Stripe's fee refunds against our split of the refunds: a rounding difference (a minor
-    unit) is recorded in the ledger (`refunds.fees`)."""
-    # No typed application fee yet: `refunds.fees` reads Stripe's JSON.
-    await fees.reconcile_fee_refunds(
-        session, event.object, observed_at=event.created, account=event.account
-    )

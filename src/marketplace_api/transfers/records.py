@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
-from marketplace_api.notifications.notify import notify_transfer_released
 from marketplace_api.stripe_attempts import reload
 from marketplace_api.transfers.models import (
     ReversalStatus,
@@ -24,6 +23,7 @@ from marketplace_api.transfers.models import (
     TransferReversal,
     TransferStatus,
 )
+from marketplace_api.transfers.notices import notify_transfer_released
 from marketplace_api.transfers.state import transition_reversal, transition_transfer
 
 

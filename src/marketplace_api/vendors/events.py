@@ -17,8 +17,8 @@ from marketplace_api.integrations.stripe.objects import (
     parse_object,
     parse_part,
 )
-from marketplace_api.notifications.notify import notify_requirements_due
 from marketplace_api.vendors import service
+from marketplace_api.vendors.notices import notify_requirements_due
 from marketplace_api.webhooks.binding import Mismatch, Source
 from marketplace_api.webhooks.dispatch import EventContext, handles
 

@@ -46,14 +46,14 @@ from marketplace_api.integrations.stripe.objects import (
     parse_object,
 )
 from marketplace_api.metrics import WEBHOOK_EVENTS
-from marketplace_api.notifications.notify import (
-    notify_webhook_event_failed,
-    notify_webhook_event_mismatched,
-)
 from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from marketplace_api.webhooks.envelope import NewEvent
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
+from marketplace_api.webhooks.notices import (
+    notify_webhook_event_failed,
+    notify_webhook_event_mismatched,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from marketplace_api.jobs.context import jobs_context
 from marketplace_api.payments.service import expire_reservations as expire
 from marketplace_api.reconcile.service import reconcile as reconcile_with_stripe
 from marketplace_api.refunds.service import retry_failed_refunds as retry_refunds
-from marketplace_api.transfers.jobs import release_due_orders
-from marketplace_api.transfers.jobs import retry_pending_transfers as retry_transfers
+from marketplace_api.release.jobs import release_due_orders
+from marketplace_api.release.jobs import retry_pending_transfers as retry_transfers
 from marketplace_api.webhooks.pipeline import process_due_events
 from marketplace_api.worker.retention import prune_history as prune_old_history
 

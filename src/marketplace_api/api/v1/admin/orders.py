@@ -13,7 +13,7 @@ from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeNotConfigured
 from marketplace_api.orders.exceptions import OrderNotFound
-from marketplace_api.transfers import release as service
+from marketplace_api.release import service
 from marketplace_api.transfers.exceptions import OrderDisputed, OrderNotHeld, OrderNotReleasable
 from marketplace_api.transfers.models import ReleaseTrigger
 from marketplace_api.transfers.schemas import TransferRead

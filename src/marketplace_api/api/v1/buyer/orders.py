@@ -10,6 +10,15 @@ from fastapi.responses import JSONResponse
 
 from marketplace_api.api.idempotency import IDEMPOTENCY_ERRORS, Idempotent
 from marketplace_api.api.params import CursorQuery
+from marketplace_api.checkout import orders as service
+from marketplace_api.checkout.schemas import (
+    CheckoutCreate,
+    CheckoutRead,
+    CheckoutSessionRead,
+    OrderPage,
+    OrderRead,
+)
+from marketplace_api.checkout.service import checkout
 from marketplace_api.deps import CurrentBuyer, SessionDep, SettingsDep, StripeGatewayDep, rate_limit
 from marketplace_api.errors import problem_responses
 from marketplace_api.idempotency.service import IdempotencyContext
@@ -20,8 +29,6 @@ from marketplace_api.integrations.stripe import (
     StripeRequestRejected,
     StripeUnavailable,
 )
-from marketplace_api.orders import service
-from marketplace_api.orders.checkout import checkout
 from marketplace_api.orders.exceptions import (
     InvalidCartAmount,
     ListingsUnavailable,
@@ -33,13 +40,6 @@ from marketplace_api.orders.exceptions import (
     VendorCannotAcceptPayments,
 )
 from marketplace_api.orders.queries import get_buyer_order
-from marketplace_api.orders.schemas import (
-    CheckoutCreate,
-    CheckoutRead,
-    CheckoutSessionRead,
-    OrderPage,
-    OrderRead,
-)
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.ratelimit import RateLimited
 

@@ -13,8 +13,8 @@ from marketplace_api.deps import AppState
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.refunds.models import RefundRequest
-from marketplace_api.transfers import release as service
-from marketplace_api.transfers.jobs import release_due_orders, retry_pending_transfers
+from marketplace_api.release import service
+from marketplace_api.release.jobs import release_due_orders, retry_pending_transfers
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 from tests.conftest import AuthUser
 from tests.fixtures.money import (

@@ -15,7 +15,7 @@ from marketplace_api.accounts.models import Role
 from marketplace_api.config import Settings
 from marketplace_api.db import create_sessionmaker
 from marketplace_api.integrations.stripe import StripeGateway, build_stripe_client
-from marketplace_api.transfers import jobs as service
+from marketplace_api.release import jobs as service
 from marketplace_api.transfers.models import Transfer, TransferStatus
 from tests.conftest import MakeUser
 from tests.fixtures.money import (

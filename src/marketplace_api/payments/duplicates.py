@@ -35,11 +35,11 @@ from marketplace_api.integrations.stripe.objects import PaymentIntent
 from marketplace_api.integrations.stripe.objects import Refund as StripeRefund
 from marketplace_api.ledger import service as ledger
 from marketplace_api.ledger.models import MovementKind
-from marketplace_api.notifications.notify import notify_duplicate_payment_refunded, notify_operator
+from marketplace_api.notifications.notify import notify_operator
 from marketplace_api.orders.models import Order
-from marketplace_api.payments.models import Payment
+from marketplace_api.payments.models import DuplicatePaymentRefund, DuplicateRefundStatus, Payment
+from marketplace_api.payments.notices import notify_duplicate_payment_refunded
 from marketplace_api.payments.queries import charge_account, payment_account
-from marketplace_api.refunds.models import DuplicatePaymentRefund, DuplicateRefundStatus
 from marketplace_api.webhooks.binding import Source, account_of, metadata_id, verify
 
 logger = logging.getLogger(__name__)

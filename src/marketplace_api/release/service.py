@@ -27,14 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api import stripe_attempts
 from marketplace_api.config import ChargeType
+from marketplace_api.disputes.queries import has_open_dispute
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
-from marketplace_api.notifications.notify import notify_transfer_failed
 from marketplace_api.orders.exceptions import OrderNotFound
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.queries import lock_order
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.queries import fresh_payment
+from marketplace_api.refunds.queries import has_pending_refund, open_refund_request, refund_totals
+from marketplace_api.refunds.reversals import execute_pending_reversals
 from marketplace_api.stripe_attempts import Failure, reload
 from marketplace_api.transfers.exceptions import (
     OrderDisputed,
@@ -43,15 +45,9 @@ from marketplace_api.transfers.exceptions import (
     RefundRequestOpen,
 )
 from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
-from marketplace_api.transfers.queries import (
-    has_open_dispute,
-    has_pending_refund,
-    open_refund_request,
-    refund_totals,
-    transfer_of_order,
-)
+from marketplace_api.transfers.notices import notify_transfer_failed
+from marketplace_api.transfers.queries import transfer_of_order
 from marketplace_api.transfers.records import record_transfer_created
-from marketplace_api.transfers.reversals import execute_pending_reversals
 from marketplace_api.transfers.state import record_failed_call
 
 logger = logging.getLogger(__name__)

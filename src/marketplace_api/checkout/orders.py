@@ -12,19 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import User
-from marketplace_api.config import Settings
-from marketplace_api.idempotency.service import IdempotencyContext
-from marketplace_api.integrations.stripe import StripeGateway
-from marketplace_api.orders.exceptions import OrderNotCancellable
-from marketplace_api.orders.models import Order, OrderItem
-from marketplace_api.orders.queries import get_buyer_order, order_page, orders_of_payment
-from marketplace_api.orders.schemas import (
+from marketplace_api.checkout.schemas import (
     CheckoutRead,
     CheckoutSessionRead,
     OrderItemRead,
     OrderPage,
     OrderRead,
 )
+from marketplace_api.config import Settings
+from marketplace_api.idempotency.service import IdempotencyContext
+from marketplace_api.integrations.stripe import StripeGateway
+from marketplace_api.orders.exceptions import OrderNotCancellable
+from marketplace_api.orders.models import Order, OrderItem
+from marketplace_api.orders.queries import get_buyer_order, order_page, orders_of_payment
 from marketplace_api.payments.exceptions import PaymentNotPayable
 from marketplace_api.payments.models import PAYABLE_STATUSES, Payment, PaymentStatus
 from marketplace_api.payments.queries import get_buyer_payment, payment_statuses

@@ -17,13 +17,13 @@ from marketplace_api.integrations.stripe import StripeGateway
 from marketplace_api.orders.models import FulfilmentStatus, Order
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.refunds.models import RefundRequest, RefundRequestStatus
-from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
-from marketplace_api.transfers.release import (
+from marketplace_api.release.service import (
     DUE,
     RELEASABLE_ORDER_STATUSES,
     execute_transfer,
     release_order,
 )
+from marketplace_api.transfers.models import ReleaseTrigger, Transfer, TransferStatus
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import User
 from marketplace_api.catalog.models import Listing, ListingStatus
+from marketplace_api.checkout.orders import checkout_read, placed_checkout_read
+from marketplace_api.checkout.schemas import MAX_QUANTITY, CheckoutCreate, CheckoutRead
 from marketplace_api.config import ChargeType, Settings
 from marketplace_api.idempotency.service import IdempotencyContext
 from marketplace_api.integrations.stripe import StripeGateway
@@ -43,8 +45,6 @@ from marketplace_api.orders.exceptions import (
     VendorCannotAcceptPayments,
 )
 from marketplace_api.orders.models import Order, OrderItem, OrderStatus
-from marketplace_api.orders.schemas import MAX_QUANTITY, CheckoutCreate, CheckoutRead
-from marketplace_api.orders.service import checkout_read, placed_checkout_read
 from marketplace_api.orders.stock import reserve_stock
 from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotFound
