@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, String, text
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
@@ -20,11 +20,13 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "users"
 
     # Stored lower-cased; unique.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[Role] = mapped_column(Enum(Role, name="user_role", native_enum=False, length=16))
-    full_name: Mapped[str | None] = mapped_column(String(200))
-    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[Role] = mapped_column(
+        sa.Enum(Role, name="user_role", native_enum=False, length=16)
+    )
+    full_name: Mapped[str | None] = mapped_column(sa.String(200))
+    is_active: Mapped[bool] = mapped_column(server_default=sa.text("true"))
 
 
 class RefreshToken(UUIDPrimaryKey, Timestamps, Base):
@@ -37,10 +39,10 @@ class RefreshToken(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "refresh_tokens"
 
     user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     family_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -38,7 +38,7 @@ from marketplace_api.catalog.schemas import (
 from marketplace_api.pagination import decode_cursor, keyset_page, split_page
 from marketplace_api.vendors import service as vendors
 from marketplace_api.vendors.models import Vendor
-from marketplace_api.vendors.queries import get_vendor_of_user
+from marketplace_api.vendors.queries import vendor_id_of
 
 # to-status -> the statuses it may be reached from.
 ALLOWED_FROM: dict[ListingStatus, frozenset[ListingStatus]] = {
@@ -89,11 +89,6 @@ async def create_listing(
     return ListingRead.model_validate(listing)
 
 
-async def _vendor_id(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
-    vendor = await get_vendor_of_user(session, user_id)
-    return vendor.id if vendor else None
-
-
 async def _own_listing(
     session: AsyncSession, user_id: uuid.UUID, listing_id: uuid.UUID, *, lock: bool = False
 ) -> Listing:
@@ -127,7 +122,7 @@ async def list_listings(
 ) -> ListingPage:
     if cursor:
         decode_cursor(cursor)  # a forged cursor is refused even when there is nothing to page
-    vendor_id = await _vendor_id(session, user_id)
+    vendor_id = await vendor_id_of(session, user_id)
     if vendor_id is None:
         return ListingPage(items=[], next_cursor=None)
     query = select(Listing).where(Listing.vendor_id == vendor_id)

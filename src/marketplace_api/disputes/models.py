@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, text
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,21 +24,21 @@ CLOSED_STATUSES = frozenset({"won", "lost", "prevented", "warning_closed"})
 
 class Dispute(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "disputes"
-    __table_args__ = (Index("ix_disputes_open_created", "is_open", "created_at", "id"),)
+    __table_args__ = (sa.Index("ix_disputes_open_created", "is_open", "created_at", "id"),)
 
-    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     payment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("payments.id", ondelete="RESTRICT"), index=True
     )
-    stripe_charge_id: Mapped[str | None] = mapped_column(String(255))
-    stripe_account_id: Mapped[str | None] = mapped_column(String(255))  # direct charges
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    reason: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32))
-    is_open: Mapped[bool] = mapped_column(server_default=text("true"))
-    evidence_due_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_account_id: Mapped[str | None] = mapped_column(sa.String(255))  # direct charges
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    is_open: Mapped[bool] = mapped_column(server_default=sa.text("true"))
+    evidence_due_by: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # order id -> order status before the dispute.
     orders_before: Mapped[dict[str, str]] = mapped_column(JSONB)
-    stripe_synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_synced_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

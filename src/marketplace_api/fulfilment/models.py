@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base, Timestamps, UUIDPrimaryKey
@@ -19,12 +19,12 @@ class Shipment(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "shipments"
 
     order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
+        sa.ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
     )
-    carrier: Mapped[str] = mapped_column(String(100))
-    tracking_number: Mapped[str] = mapped_column(String(100))
-    tracking_url: Mapped[str | None] = mapped_column(String(2000))
+    carrier: Mapped[str] = mapped_column(sa.String(100))
+    tracking_number: Mapped[str] = mapped_column(sa.String(100))
+    tracking_url: Mapped[str | None] = mapped_column(sa.String(2000))
     shipped_by_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL")
     )
-    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    shipped_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -14,17 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    DateTime,
-    ForeignKey,
-    Index,
-    SmallInteger,
-    String,
-    UniqueConstraint,
-    Uuid,
-    func,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,20 +24,22 @@ from marketplace_api.db import Base, UUIDPrimaryKey
 class IdempotencyKey(UUIDPrimaryKey, Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (
-        UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),
-        Index("ix_idempotency_keys_created_at", "created_at"),
+        sa.UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),
+        sa.Index("ix_idempotency_keys_created_at", "created_at"),
     )
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(255))
-    request_method: Mapped[str] = mapped_column(String(10))
-    request_path: Mapped[str] = mapped_column(String(500))
-    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and body
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_method: Mapped[str] = mapped_column(sa.String(10))
+    request_path: Mapped[str] = mapped_column(sa.String(500))
+    request_hash: Mapped[str] = mapped_column(sa.String(64))  # sha256 of method, path and body
+    locked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     resource_ids: Mapped[list[uuid.UUID]] = mapped_column(
-        ARRAY(Uuid()), server_default=text("'{}'::uuid[]")
+        ARRAY(sa.Uuid()), server_default=sa.text("'{}'::uuid[]")
     )
-    response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_status: Mapped[int | None] = mapped_column(sa.SmallInteger)
     response_body: Mapped[Any | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -28,17 +28,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Enum,
-    ForeignKey,
-    Identity,
-    Index,
-    String,
-    UniqueConstraint,
-    func,
-)
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,37 +53,37 @@ class MoneyMovement(UUIDPrimaryKey, Base):
     __tablename__ = "money_movements"
     __table_args__ = (
         # A movement is recorded once, however often its event or job runs.
-        UniqueConstraint(
+        sa.UniqueConstraint(
             "kind",
             "stripe_id",
             "order_id",
             name="uq_money_movements_kind_stripe_id_order_id",
             postgresql_nulls_not_distinct=True,
         ),
-        Index("ix_money_movements_payment_occurred", "payment_id", "occurred_at", "id"),
-        Index("ix_money_movements_vendor_occurred", "vendor_id", "occurred_at", "id"),
-        Index("ix_money_movements_occurred", "occurred_at"),
+        sa.Index("ix_money_movements_payment_occurred", "payment_id", "occurred_at", "id"),
+        sa.Index("ix_money_movements_vendor_occurred", "vendor_id", "occurred_at", "id"),
+        sa.Index("ix_money_movements_occurred", "occurred_at"),
     )
 
     kind: Mapped[MovementKind] = mapped_column(
-        Enum(MovementKind, name="movement_kind", native_enum=False, length=32)
+        sa.Enum(MovementKind, name="movement_kind", native_enum=False, length=32)
     )
-    amount: Mapped[int] = mapped_column(BigInteger)  # signed, minor units
-    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # signed, minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
     payment_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT")
+        sa.ForeignKey("payments.id", ondelete="RESTRICT")
     )
     order_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("orders.id", ondelete="RESTRICT"), index=True
     )
     vendor_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("vendors.id", ondelete="RESTRICT")
+        sa.ForeignKey("vendors.id", ondelete="RESTRICT")
     )
-    stripe_id: Mapped[str] = mapped_column(String(255))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stripe_id: Mapped[str] = mapped_column(sa.String(255))
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Insertion order: ties of `occurred_at` (one transaction) read back in the order written.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True), unique=True)
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), nullable=False
+        sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, String, func
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base
@@ -22,18 +22,20 @@ NOTIFY_CHANNEL = "order_events"
 class OrderEvent(Base):
     __tablename__ = "order_events"
     __table_args__ = (
-        Index("ix_order_events_order_id_id", "order_id", "id"),
-        Index("ix_order_events_created_at", "created_at"),  # the retention job
+        sa.Index("ix_order_events_order_id_id", "order_id", "id"),
+        sa.Index("ix_order_events_created_at", "created_at"),  # the retention job
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=False), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"))
+    payment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("payments.id", ondelete="CASCADE"))
     # What changed: "order" (status or fulfilment status) or "payment" (the payment's status).
-    kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(24))
-    fulfilment_status: Mapped[str] = mapped_column(String(16))
-    payment_status: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(24))
+    fulfilment_status: Mapped[str] = mapped_column(sa.String(16))
+    payment_status: Mapped[str] = mapped_column(sa.String(24))
     # Why the last payment attempt failed (e.g. `card_declined`), while the buyer may retry.
-    payment_failure_code: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    payment_failure_code: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )

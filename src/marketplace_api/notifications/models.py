@@ -14,7 +14,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Enum, Index, Integer, String, Text, text
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,18 +30,18 @@ class NotificationStatus(enum.StrEnum):
 
 class Notification(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_status_created_at", "status", "created_at"),)
+    __table_args__ = (sa.Index("ix_notifications_status_created_at", "status", "created_at"),)
 
-    dedupe_key: Mapped[str] = mapped_column(String(600), unique=True)
-    kind: Mapped[str] = mapped_column(String(64))
-    recipient: Mapped[str] = mapped_column(String(320))
+    dedupe_key: Mapped[str] = mapped_column(sa.String(600), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    recipient: Mapped[str] = mapped_column(sa.String(320))
     # What the templates need, as JSON (amounts in minor units with their currency).
     context: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[NotificationStatus] = mapped_column(
-        Enum(NotificationStatus, name="notification_status", native_enum=False, length=16),
+        sa.Enum(NotificationStatus, name="notification_status", native_enum=False, length=16),
         server_default=NotificationStatus.queued.value,
     )
-    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    last_error: Mapped[str | None] = mapped_column(Text)
-    job_id: Mapped[int | None] = mapped_column(BigInteger)  # procrastinate_jobs.id
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("0"))
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    job_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # procrastinate_jobs.id
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

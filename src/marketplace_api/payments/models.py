@@ -22,18 +22,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Enum,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.config import ChargeType
@@ -64,69 +53,71 @@ TERMINAL_STATUSES = frozenset(
 class Payment(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("platform_fee >= 0 AND platform_fee <= amount", name="platform_fee_range"),
-        CheckConstraint(
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint(
+            "platform_fee >= 0 AND platform_fee <= amount", name="platform_fee_range"
+        ),
+        sa.CheckConstraint(
             "amount_refunded >= 0 AND amount_refunded <= amount", name="amount_refunded_range"
         ),
-        CheckConstraint("stripe_fee IS NULL OR stripe_fee >= 0", name="stripe_fee_non_negative"),
-        CheckConstraint(
+        sa.CheckConstraint("stripe_fee IS NULL OR stripe_fee >= 0", name="stripe_fee_non_negative"),
+        sa.CheckConstraint(
             "charge_type <> 'direct' OR stripe_account_id IS NOT NULL",
             name="direct_charge_has_account",
         ),
-        Index("ix_payments_buyer_created_id", "buyer_id", "created_at", "id"),
+        sa.Index("ix_payments_buyer_created_id", "buyer_id", "created_at", "id"),
         # The expiry job: unpaid payments by reservation expiry.
-        Index("ix_payments_status_reservation", "status", "reservation_expires_at"),
+        sa.Index("ix_payments_status_reservation", "status", "reservation_expires_at"),
     )
 
-    buyer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    buyer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
     charge_type: Mapped[ChargeType] = mapped_column(
-        Enum(ChargeType, name="charge_type", native_enum=False, length=16)
+        sa.Enum(ChargeType, name="charge_type", native_enum=False, length=16)
     )
     status: Mapped[PaymentStatus] = mapped_column(
-        Enum(PaymentStatus, name="payment_status", native_enum=False, length=24),
+        sa.Enum(PaymentStatus, name="payment_status", native_enum=False, length=24),
         server_default=PaymentStatus.requires_payment.value,
     )
-    currency: Mapped[str] = mapped_column(String(3))
-    amount: Mapped[int] = mapped_column(BigInteger)  # minor units, sum of the orders
-    platform_fee: Mapped[int] = mapped_column(BigInteger)  # sum of the orders' fees
-    amount_refunded: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
-    stripe_fee: Mapped[int | None] = mapped_column(BigInteger)  # from the balance transaction
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # minor units, sum of the orders
+    platform_fee: Mapped[int] = mapped_column(sa.BigInteger)  # sum of the orders' fees
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.text("0"))
+    stripe_fee: Mapped[int | None] = mapped_column(sa.BigInteger)  # from the balance transaction
 
     # --- Stripe ---------------------------------------------------------------------------
     # The PaymentIntent that counts: the Payment Element's, or the one that actually succeeded.
-    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    client_secret: Mapped[str | None] = mapped_column(String(255))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(sa.String(255))
     # Direct charges only: the connected account the PaymentIntent lives on (Stripe.js needs it).
-    stripe_account_id: Mapped[str | None] = mapped_column(String(255))
-    transfer_group: Mapped[str | None] = mapped_column(String(255))  # separate charges
-    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    stripe_transfer_id: Mapped[str | None] = mapped_column(String(255))  # destination charges
+    stripe_account_id: Mapped[str | None] = mapped_column(sa.String(255))
+    transfer_group: Mapped[str | None] = mapped_column(sa.String(255))  # separate charges
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    stripe_transfer_id: Mapped[str | None] = mapped_column(sa.String(255))  # destination charges
     # Snapshots sent with the PaymentIntent, so a retry sends exactly the same parameters.
-    receipt_email: Mapped[str | None] = mapped_column(String(320))
-    statement_descriptor_suffix: Mapped[str | None] = mapped_column(String(22))
-    failure_code: Mapped[str | None] = mapped_column(String(255))
-    failure_message: Mapped[str | None] = mapped_column(Text)
+    receipt_email: Mapped[str | None] = mapped_column(sa.String(320))
+    statement_descriptor_suffix: Mapped[str | None] = mapped_column(sa.String(22))
+    failure_code: Mapped[str | None] = mapped_column(sa.String(255))
+    failure_message: Mapped[str | None] = mapped_column(sa.Text)
 
     # --- Stripe Checkout (hosted page alternative) ------------------------------------------
-    checkout_session_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    checkout_session_url: Mapped[str | None] = mapped_column(Text)
-    checkout_session_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    checkout_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    checkout_session_seq: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("0"))
+    checkout_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    checkout_session_url: Mapped[str | None] = mapped_column(sa.Text)
+    checkout_session_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    checkout_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     # The Payment Element's PaymentIntent once a Checkout Session's became the one that counts:
     # still ours, so a late success of it is a duplicate to refund, not a stranger.
-    replaced_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    replaced_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
 
     # --- timing ---------------------------------------------------------------------------
-    reservation_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reservation_expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     status_updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=text("now()")
+        sa.DateTime(timezone=True), server_default=sa.text("now()")
     )
     # `created` of the newest Stripe event (or retrieval) applied: older non-terminal updates
     # are ignored.
-    stripe_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_synced_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    succeeded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class DuplicateRefundStatus(enum.StrEnum):
@@ -147,27 +138,29 @@ class DuplicatePaymentRefund(UUIDPrimaryKey, Timestamps, RetryState, Base):
 
     __tablename__ = "duplicate_payment_refunds"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("platform_fee >= 0 AND platform_fee <= amount", name="fee_range"),
-        Index("ix_duplicate_payment_refunds_status_next_attempt", "status", "next_attempt_at"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("platform_fee >= 0 AND platform_fee <= amount", name="fee_range"),
+        sa.Index("ix_duplicate_payment_refunds_status_next_attempt", "status", "next_attempt_at"),
     )
 
     payment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("payments.id", ondelete="RESTRICT"), index=True
     )
-    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), unique=True)
-    stripe_charge_id: Mapped[str | None] = mapped_column(String(255))
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
+    stripe_payment_intent_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
     # The application fee the duplicate collected too (destination and direct charges).
-    platform_fee: Mapped[int] = mapped_column(BigInteger)
+    platform_fee: Mapped[int] = mapped_column(sa.BigInteger)
     status: Mapped[DuplicateRefundStatus] = mapped_column(
-        Enum(DuplicateRefundStatus, name="duplicate_refund_status", native_enum=False, length=16),
+        sa.Enum(
+            DuplicateRefundStatus, name="duplicate_refund_status", native_enum=False, length=16
+        ),
         server_default=DuplicateRefundStatus.pending.value,
     )
-    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    failure_reason: Mapped[str | None] = mapped_column(String(255))
-    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    succeeded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     @property
     def idempotency_key(self) -> str:

@@ -25,16 +25,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Enum,
-    ForeignKey,
-    Index,
-    String,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base, RetryState, Timestamps, UUIDPrimaryKey
@@ -62,49 +53,49 @@ class RefundOrigin(enum.StrEnum):
 class Refund(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "refunds"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint(
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint(
             "vendor_share >= 0 AND fee_share >= 0 AND vendor_share + fee_share = amount",
             name="share_split_exact",
         ),
-        CheckConstraint("fee_refunded IN (0, fee_share)", name="fee_refunded_values"),
-        Index("ix_refunds_order_status", "order_id", "status"),
-        Index("ix_refunds_status_next_attempt", "status", "next_attempt_at"),
+        sa.CheckConstraint("fee_refunded IN (0, fee_share)", name="fee_refunded_values"),
+        sa.Index("ix_refunds_order_status", "order_id", "status"),
+        sa.Index("ix_refunds_status_next_attempt", "status", "next_attempt_at"),
     )
 
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="RESTRICT"))
     payment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("payments.id", ondelete="RESTRICT"), index=True
     )
-    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    vendor_share: Mapped[int] = mapped_column(BigInteger)
-    fee_share: Mapped[int] = mapped_column(BigInteger)
-    fee_refunded: Mapped[int] = mapped_column(BigInteger)
+    vendor_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("vendors.id", ondelete="RESTRICT"))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    vendor_share: Mapped[int] = mapped_column(sa.BigInteger)
+    fee_share: Mapped[int] = mapped_column(sa.BigInteger)
+    fee_refunded: Mapped[int] = mapped_column(sa.BigInteger)
     # Destination/direct: sent as `refund_application_fee` (fixed at creation, so a retry sends
     # the same request). None for separate charges.
     refund_application_fee: Mapped[bool | None] = mapped_column()
     reason: Mapped[RefundReason] = mapped_column(
-        Enum(RefundReason, name="refund_reason", native_enum=False, length=32)
+        sa.Enum(RefundReason, name="refund_reason", native_enum=False, length=32)
     )
-    note: Mapped[str | None] = mapped_column(String(1000))
+    note: Mapped[str | None] = mapped_column(sa.String(1000))
     origin: Mapped[RefundOrigin] = mapped_column(
-        Enum(RefundOrigin, name="refund_origin", native_enum=False, length=16)
+        sa.Enum(RefundOrigin, name="refund_origin", native_enum=False, length=16)
     )
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     refund_request_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("refund_requests.id", ondelete="SET NULL")
+        sa.ForeignKey("refund_requests.id", ondelete="SET NULL")
     )
     status: Mapped[RefundStatus] = mapped_column(
-        Enum(RefundStatus, name="refund_status", native_enum=False, length=16),
+        sa.Enum(RefundStatus, name="refund_status", native_enum=False, length=16),
         server_default=RefundStatus.pending.value,
     )
-    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    failure_reason: Mapped[str | None] = mapped_column(String(255))
-    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    succeeded_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     @property
     def idempotency_key(self) -> str:
@@ -120,25 +111,25 @@ class RefundRequestStatus(enum.StrEnum):
 class RefundRequest(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "refund_requests"
     __table_args__ = (
-        CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
         # One open request per order; an open request blocks the automatic release.
-        Index(
+        sa.Index(
             "uq_refund_requests_open_order",
             "order_id",
             unique=True,
-            postgresql_where=text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
         ),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("orders.id", ondelete="RESTRICT"), index=True
     )
-    buyer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    reason: Mapped[str] = mapped_column(String(2000))
-    amount: Mapped[int | None] = mapped_column(BigInteger)  # None: the whole remainder
+    buyer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="RESTRICT"))
+    reason: Mapped[str] = mapped_column(sa.String(2000))
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger)  # None: the whole remainder
     status: Mapped[RefundRequestStatus] = mapped_column(
-        Enum(RefundRequestStatus, name="refund_request_status", native_enum=False, length=16),
+        sa.Enum(RefundRequestStatus, name="refund_request_status", native_enum=False, length=16),
         server_default=RefundRequestStatus.open.value,
     )
-    resolution_note: Mapped[str | None] = mapped_column(String(1000))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution_note: Mapped[str | None] = mapped_column(sa.String(1000))
+    resolved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

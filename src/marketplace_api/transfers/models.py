@@ -23,18 +23,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Enum,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    UniqueConstraint,
-    text,
-)
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace_api.db import Base, RetryState, Timestamps, UUIDPrimaryKey
@@ -56,41 +45,41 @@ class ReleaseTrigger(enum.StrEnum):
 class Transfer(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "transfers"
     __table_args__ = (
-        CheckConstraint("amount >= 0", name="amount_non_negative"),
-        CheckConstraint(
+        sa.CheckConstraint("amount >= 0", name="amount_non_negative"),
+        sa.CheckConstraint(
             "amount_reversed >= 0 AND amount_reversed <= amount", name="amount_reversed_range"
         ),
-        Index("ix_transfers_status_next_attempt", "status", "next_attempt_at"),
+        sa.Index("ix_transfers_status_next_attempt", "status", "next_attempt_at"),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
+        sa.ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
     )
     payment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("payments.id", ondelete="RESTRICT"), index=True
     )
     vendor_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("vendors.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("vendors.id", ondelete="RESTRICT"), index=True
     )
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    destination: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    destination: Mapped[str] = mapped_column(sa.String(255))
     status: Mapped[TransferStatus] = mapped_column(
-        Enum(TransferStatus, name="transfer_status", native_enum=False, length=16),
+        sa.Enum(TransferStatus, name="transfer_status", native_enum=False, length=16),
         server_default=TransferStatus.pending.value,
     )
     trigger: Mapped[ReleaseTrigger] = mapped_column(
-        Enum(ReleaseTrigger, name="release_trigger", native_enum=False, length=16)
+        sa.Enum(ReleaseTrigger, name="release_trigger", native_enum=False, length=16)
     )
     released_by_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL")
     )
-    stripe_transfer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    amount_reversed: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    stripe_transfer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    amount_reversed: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.text("0"))
     # Idempotency key generation: bumped after a definitive refusal (a 4xx: nothing was created),
     # so a retry is a new request; never bumped after a timeout or 5xx (it may have been created).
-    key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    transferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    key_generation: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("0"))
+    transferred_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     @property
     def idempotency_key(self) -> str:
@@ -108,30 +97,30 @@ class ReversalStatus(enum.StrEnum):
 class TransferReversal(UUIDPrimaryKey, Timestamps, RetryState, Base):
     __tablename__ = "transfer_reversals"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("(refund_id IS NULL) <> (dispute_id IS NULL)", name="one_cause"),
-        UniqueConstraint("dispute_id", "order_id", name="uq_transfer_reversals_dispute_order"),
-        Index("ix_transfer_reversals_status_next_attempt", "status", "next_attempt_at"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("(refund_id IS NULL) <> (dispute_id IS NULL)", name="one_cause"),
+        sa.UniqueConstraint("dispute_id", "order_id", name="uq_transfer_reversals_dispute_order"),
+        sa.Index("ix_transfer_reversals_status_next_attempt", "status", "next_attempt_at"),
     )
 
     transfer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("transfers.id", ondelete="RESTRICT"), index=True
+        sa.ForeignKey("transfers.id", ondelete="RESTRICT"), index=True
     )
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id", ondelete="RESTRICT"))
     refund_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("refunds.id", ondelete="RESTRICT"), unique=True
+        sa.ForeignKey("refunds.id", ondelete="RESTRICT"), unique=True
     )
     dispute_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("disputes.id", ondelete="RESTRICT")
+        sa.ForeignKey("disputes.id", ondelete="RESTRICT")
     )
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[ReversalStatus] = mapped_column(
-        Enum(ReversalStatus, name="reversal_status", native_enum=False, length=16),
+        sa.Enum(ReversalStatus, name="reversal_status", native_enum=False, length=16),
         server_default=ReversalStatus.pending.value,
     )
-    stripe_reversal_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    key_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    stripe_reversal_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    key_generation: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("0"))
 
     @property
     def idempotency_key(self) -> str:

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, Index, String
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,21 +27,21 @@ class StripeEvent(Timestamps, RetryState, Base):
 
     __tablename__ = "stripe_events"
     __table_args__ = (
-        Index("ix_stripe_events_status_next_attempt", "status", "next_attempt_at"),
-        Index("ix_stripe_events_type_created", "type", "created"),
+        sa.Index("ix_stripe_events_status_next_attempt", "status", "next_attempt_at"),
+        sa.Index("ix_stripe_events_type_created", "type", "created"),
         # The retention job: processed (or ignored) events by age.
-        Index("ix_stripe_events_status_processed_at", "status", "processed_at"),
+        sa.Index("ix_stripe_events_status_processed_at", "status", "processed_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
-    type: Mapped[str] = mapped_column(String(100))
-    account: Mapped[str | None] = mapped_column(String(255))  # Connect events: acct_…
+    id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(sa.String(100))
+    account: Mapped[str | None] = mapped_column(sa.String(255))  # Connect events: acct_…
     livemode: Mapped[bool]
-    api_version: Mapped[str | None] = mapped_column(String(50))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # Stripe's event time
+    api_version: Mapped[str | None] = mapped_column(sa.String(50))
+    created: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))  # Stripe's event time
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[EventStatus] = mapped_column(
-        Enum(EventStatus, name="stripe_event_status", native_enum=False, length=16),
+        sa.Enum(EventStatus, name="stripe_event_status", native_enum=False, length=16),
         server_default=EventStatus.pending.value,
     )
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -92,6 +92,23 @@ def _missing_body() -> RequestValidationError:
     )
 
 
+async def _sent_refresh_token(
+    request: Request,
+    settings: SettingsDep,
+    body: Annotated[RefreshRequest | None, Body()] = None,
+) -> str | None:
+    """The refresh token the client sent: in cookie mode the cookie's (None without one), after
+    the CSRF checks; otherwise the JSON body's (a 422 without a body)."""
+    if settings.refresh_token_cookie:
+        return cookies.cookie_token(request, settings)
+    if body is None:
+        raise _missing_body()
+    return body.refresh_token
+
+
+SentRefreshToken = Annotated[str | None, Depends(_sent_refresh_token)]
+
+
 @router.post(
     "/refresh",
     summary="Exchange a refresh token for a new token pair (the old one stops working)",
@@ -101,20 +118,10 @@ def _missing_body() -> RequestValidationError:
     response_model_exclude_none=True,
 )
 async def refresh(
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: Annotated[RefreshRequest | None, Body()] = None,
+    response: Response, session: SessionDep, settings: SettingsDep, token: SentRefreshToken
 ) -> TokenPair:
-    if settings.refresh_token_cookie:
-        token = cookies.cookie_token(request, settings)
-        if token is None:
-            raise InvalidRefreshToken("No refresh-token cookie was sent.")
-    elif body is None:
-        raise _missing_body()
-    else:
-        token = body.refresh_token
+    if token is None:
+        raise InvalidRefreshToken("No refresh-token cookie was sent.")
     pair = await service.rotate_refresh_token(session, settings, token)
     return cookies.deliver(response, settings, pair)
 
@@ -127,19 +134,10 @@ async def refresh(
     responses=problem_responses(CsrfCheckFailed),
 )
 async def logout(
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    settings: SettingsDep,
-    body: Annotated[RefreshRequest | None, Body()] = None,
+    response: Response, session: SessionDep, settings: SettingsDep, token: SentRefreshToken
 ) -> None:
     if settings.refresh_token_cookie:
-        token = cookies.cookie_token(request, settings)
         cookies.clear(response, settings)
-    elif body is None:
-        raise _missing_body()
-    else:
-        token = body.refresh_token
     if token is not None:
         await service.revoke_refresh_token(session, token)
 
