@@ -16,13 +16,16 @@ middleware stack costs); `/v1/auth/me` adds the token check and the user load.
 0 ms) and `payment_intent.succeeded` deliveries the same way, one at a time: their CPU per request
 without uvicorn and without other requests' contention, and, under
 `py-spy record --format raw -o out.txt -- .venv/bin/python bench/inproc.py --paths`, a profile
-that `bench/layers.py` splits by layer.
+that `bench/layers.py` splits by layer. `--paths checkout lean-checkout` adds the same checkout
+through the lean reference (`bench/lean_checkout.py`, its own tables, same buyers and listing), in
+the same process right after: the in-process ratio to the lean CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -41,6 +44,7 @@ from run import (
     WEBHOOK_SECRET,
     prepare_database,
     seed,
+    seed_lean,
     seed_payments,
     signed_event,
     stripe_standin,
@@ -143,8 +147,9 @@ async def main() -> None:
     parser.add_argument(
         "--paths",
         nargs="*",
-        choices=["checkout", "webhook"],
-        help="checkouts and/or webhook deliveries (both when none is named)",
+        choices=["checkout", "webhook", "lean-checkout"],
+        help="checkouts and/or webhook deliveries (both when none is named); lean-checkout: the "
+        "same checkout through bench/lean_checkout.py, in the same process",
     )
     args = parser.parse_args()
     url = os.environ.get(
@@ -219,10 +224,44 @@ async def hot_paths(url: str, stripe_port: int, requests: int, paths: list[str])
     )
     calls = {"checkout": ("POST /v1/buyer/orders", checkout)}
     calls["webhook"] = ("payment_intent.succeeded", webhook)
+    lean_pool = None
+    if "lean-checkout" in paths:
+        lean_app, lean_pool = await lean_checkout_app(url, stripe_port, seed_)
+        lean_body = json.dumps({"listing_id": str(seed_.listing_id), "quantity": 1}).encode()
+        lean = asgi_call(lean_app, "POST", "/checkout", buyer + json_type, lambda: lean_body)
+        calls["lean-checkout"] = ("lean checkout (bench/lean_checkout.py)", lean)
     for name, call in (calls[path] for path in paths):
         await cpu_per_request(call, 200)  # warm-up
+        # As the served app does at the end of its startup (main.py): without it, one full
+        # collection over the long-lived objects (≈ 0.2 s here) lands in a measured run.
+        gc.collect()
+        gc.freeze()
         print(f"{await cpu_per_request(call, requests):7.3f} ms  {name}")
+    if lean_pool is not None:
+        await lean_pool.close()
     await engine.dispose()
+
+
+async def lean_checkout_app(url: str, stripe_port: int, seed_: Any) -> tuple[Any, Any]:
+    """The lean reference's app on its own tables (same buyers, tokens and listing), its pool
+    opened here (the ASGI calls skip the lifespan)."""
+    import asyncpg
+
+    await seed_lean(url, seed_)
+    os.environ.update(
+        LEAN_DATABASE_URL=url,
+        STRIPE_API_BASE=f"http://127.0.0.1:{stripe_port}",
+        JWT_SECRET=JWT_SECRET,
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+    import lean_checkout
+
+    app = lean_checkout.create_app()
+    pool = await asyncpg.create_pool(
+        url.replace("postgresql+asyncpg://", "postgresql://"), min_size=4, max_size=4
+    )
+    app.state.pool = pool
+    return app, pool
 
 
 if __name__ == "__main__":

@@ -46,35 +46,44 @@ class AppState:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
 
-async def get_app_state(request: Request) -> AppState:
+def _app_state(request: Request) -> AppState:
     state: AppState = request.app.state.marketplace
     return state
 
 
+async def get_app_state(request: Request) -> AppState:
+    return _app_state(request)
+
+
 AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
+# The dependencies below read the app state from the request rather than through `AppStateDep`:
+# FastAPI walks a dependency's whole sub-tree again wherever it appears, even when its value is
+# cached, and the current user alone appears three times on a buyer's checkout.
 
-async def get_settings_dep(state: AppStateDep) -> Settings:
-    return state.settings
+
+async def get_settings_dep(request: Request) -> Settings:
+    return _app_state(request).settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_session(state: AppStateDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # Services commit explicitly; nothing is committed after the response (FastAPI >= 0.118 runs
     # post-yield code after sending it), and whatever is left uncommitted is rolled back here.
-    async with state.sessionmaker() as session:
+    async with _app_state(request).sessionmaker() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_stripe_gateway(state: AppStateDep) -> StripeGateway:
-    if state.stripe is None:
+async def get_stripe_gateway(request: Request) -> StripeGateway:
+    gateway = _app_state(request).stripe
+    if gateway is None:
         raise StripeNotConfigured()
-    return state.stripe
+    return gateway
 
 
 StripeGatewayDep = Annotated[StripeGateway, Depends(get_stripe_gateway)]
@@ -83,14 +92,14 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False
 
 
 async def get_current_user(
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     if not token:
         raise Unauthorized("Send an access token as `Authorization: Bearer <token>`.")
     try:
-        claims = decode_access_token(settings, token)
+        claims = decode_access_token(_app_state(request).settings, token)
     except InvalidToken as exc:
         raise InvalidAccessToken() from exc
     user = await session.get(User, claims.user_id)
@@ -182,14 +191,16 @@ def rate_limit(scope: str, *, per: Literal["address", "user"] = "address") -> An
     """
     if per == "user":
 
-        async def by_user(user: CurrentUser, state: AppStateDep) -> None:
+        async def by_user(user: CurrentUser, request: Request) -> None:
+            state = _app_state(request)
             if state.settings.rate_limit_enabled:
                 limit: str = getattr(state.settings, f"rate_limit_{scope}")
                 await state.rate_limiter.hit(scope, f"user:{user.id}", limit)
 
         return Depends(by_user)
 
-    async def by_address(request: Request, state: AppStateDep) -> None:
+    async def by_address(request: Request) -> None:
+        state = _app_state(request)
         if state.settings.rate_limit_enabled:
             limit: str = getattr(state.settings, f"rate_limit_{scope}")
             await state.rate_limiter.hit(scope, f"ip:{client_address(request)}", limit)

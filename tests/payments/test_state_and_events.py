@@ -37,7 +37,8 @@ async def _payment(
     body = CheckoutCreate.model_validate(
         {"items": [{"listing_id": str(listing.id), "quantity": 2}]}
     )
-    payment = (await place_checkout(session, settings, buyer.user, body, now=T0)).payment
+    placed = await place_checkout(session, settings, buyer.user, body, now=T0)
+    payment = await session.get_one(Payment, placed.payment.id)  # placed: transient objects
     payment.stripe_payment_intent_id = f"pi_{payment.id.hex}"
     await session.commit()
     return payment, listing

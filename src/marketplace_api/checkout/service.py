@@ -23,10 +23,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import User
@@ -52,6 +52,26 @@ from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import ensure_payment_intent
 from marketplace_api.vendors.models import Vendor
 
+# The statements, built once: building one on every call cost more CPU than sending it.
+_PAYMENTS = cast(Table, Payment.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_INSERT_PAYMENT = insert(_PAYMENTS)
+# The order's server defaults come back with the INSERT: the answer shows them.
+_INSERT_ORDERS = insert(_ORDERS).returning(
+    _ORDERS.c.id,
+    _ORDERS.c.fulfilment_status,
+    _ORDERS.c.amount_refunded,
+    _ORDERS.c.status_updated_at,
+    _ORDERS.c.created_at,
+    _ORDERS.c.updated_at,
+)
+_INSERT_ITEMS = insert(cast(Table, OrderItem.__table__))
+_CART = (
+    select(Listing, Vendor)
+    .join(Vendor, Vendor.id == Listing.vendor_id)
+    .where(Listing.id.in_(bindparam("listing_ids", expanding=True)))
+)
+
 
 @dataclass(frozen=True, slots=True)
 class _Line:
@@ -61,7 +81,8 @@ class _Line:
 
 @dataclass(frozen=True, slots=True)
 class PlacedCheckout:
-    """What step 3 wrote and committed; server defaults (`created_at`, ...) loaded by RETURNING."""
+    """What step 3 wrote and committed, as transient model objects (not in the session); the
+    orders' server defaults (`created_at`, ...) came back with their INSERT's RETURNING."""
 
     payment: Payment
     orders: list[Order]
@@ -88,13 +109,7 @@ def merge_lines(body: CheckoutCreate) -> dict[uuid.UUID, int]:
 async def _load_cart(
     session: AsyncSession, quantities: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, tuple[Vendor, list[_Line]]]:
-    rows = (
-        await session.execute(
-            select(Listing, Vendor)
-            .join(Vendor, Vendor.id == Listing.vendor_id)
-            .where(Listing.id.in_(quantities))
-        )
-    ).all()
+    rows = (await session.execute(_CART, {"listing_ids": list(quantities)})).all()
     found = {listing.id: (listing, vendor) for listing, vendor in rows}
     unavailable = [
         i for i in quantities if i not in found or found[i][0].status is not ListingStatus.active
@@ -147,8 +162,9 @@ async def place_checkout(
     currency = next(iter(cart.values()))[1][0].listing.currency
     expires_at = now + timedelta(seconds=settings.reservation_ttl_seconds)
 
-    orders: list[Order] = []
-    items: list[OrderItem] = []
+    payment_id = uuid.uuid4()
+    order_rows: list[dict[str, Any]] = []
+    item_rows: list[dict[str, Any]] = []
     for vendor, lines in cart.values():
         amount = sum(line.listing.price_amount * line.quantity for line in lines)
         try:
@@ -161,78 +177,83 @@ async def place_checkout(
             else settings.platform_fee_bps
         )
         split = split_fee(amount, fee_bps)
-        order = Order(
-            id=uuid.uuid4(),
-            buyer_id=buyer.id,
-            vendor_id=vendor.id,
-            vendor_stripe_account_id=vendor.stripe_account_id,
-            status=OrderStatus.pending_payment,
-            currency=currency,
-            amount=split.amount,
-            platform_fee=split.platform_fee,
-            vendor_amount=split.vendor_amount,
-            fee_bps=fee_bps,
-            reservation_expires_at=expires_at,
-            shipping=_snapshot(body.shipping),
-            contact=_snapshot(body.contact),
+        order_id = uuid.uuid4()
+        order_rows.append(
+            {
+                "id": order_id,
+                "payment_id": payment_id,
+                "buyer_id": buyer.id,
+                "vendor_id": vendor.id,
+                "vendor_stripe_account_id": vendor.stripe_account_id,
+                "status": OrderStatus.pending_payment,
+                "currency": currency,
+                "amount": split.amount,
+                "platform_fee": split.platform_fee,
+                "vendor_amount": split.vendor_amount,
+                "fee_bps": fee_bps,
+                "reservation_expires_at": expires_at,
+                "shipping": _snapshot(body.shipping),
+                "contact": _snapshot(body.contact),
+            }
         )
-        items += [
-            OrderItem(
-                order_id=order.id,
-                listing_id=line.listing.id,
-                title=line.listing.title,
-                unit_amount=line.listing.price_amount,
-                quantity=line.quantity,
-                amount=line.listing.price_amount * line.quantity,
-            )
+        item_rows += [
+            {
+                "id": uuid.uuid4(),
+                "order_id": order_id,
+                "listing_id": line.listing.id,
+                "title": line.listing.title,
+                "unit_amount": line.listing.price_amount,
+                "quantity": line.quantity,
+                "amount": line.listing.price_amount * line.quantity,
+            }
             for line in lines
         ]
-        orders.append(order)
-    total = sum(o.amount for o in orders)
+    total = sum(o["amount"] for o in order_rows)
     try:
         validate_charge_amount(total, currency)  # the payment, also when it pays several orders
     except InvalidAmount as exc:
         raise InvalidCartAmount(str(exc)) from exc
 
-    payment_id = uuid.uuid4()
     single_vendor = vendors[0] if len(vendors) == 1 else None
-    payment = Payment(
-        id=payment_id,
-        buyer_id=buyer.id,
-        charge_type=charge_type,
-        status=PaymentStatus.requires_payment,
-        currency=currency,
-        amount=total,
-        platform_fee=sum(o.platform_fee for o in orders),
-        stripe_account_id=(
+    payment_row = {
+        "id": payment_id,
+        "buyer_id": buyer.id,
+        "charge_type": charge_type,
+        "status": PaymentStatus.requires_payment,
+        "currency": currency,
+        "amount": total,
+        "platform_fee": sum(o["platform_fee"] for o in order_rows),
+        "stripe_account_id": (
             single_vendor.stripe_account_id
             if charge_type is ChargeType.direct and single_vendor
             else None
         ),
-        transfer_group=f"payment_{payment_id}" if charge_type is ChargeType.separate else None,
-        receipt_email=buyer.email,
-        statement_descriptor_suffix=(
+        "transfer_group": f"payment_{payment_id}" if charge_type is ChargeType.separate else None,
+        "receipt_email": buyer.email,
+        "statement_descriptor_suffix": (
             intents.statement_descriptor_suffix(single_vendor.display_name)
             if single_vendor
             else None
         ),
-        reservation_expires_at=expires_at,
-    )
-    session.add(payment)
-    await session.flush()
-    for order in orders:
-        order.payment_id = payment_id
-        session.add(order)
-    await session.flush()
-    session.add_all(items)
+        "reservation_expires_at": expires_at,
+    }
+    # Core INSERTs in foreign-key order (the models have no relationships, so the ORM's unit of
+    # work could not order them in one flush).
+    await session.execute(_INSERT_PAYMENT, payment_row)
+    defaults = {row.id: row._mapping for row in await session.execute(_INSERT_ORDERS, order_rows)}
+    await session.execute(_INSERT_ITEMS, item_rows)
     if idempotency is not None:
         await idempotency.bind(session, payment_id)
-    await session.flush()
     # Last before COMMIT: the reservation's row lock on each listing is held for one round trip,
     # so buyers of a popular listing queue behind each other as briefly as possible.
     await reserve_stock(session, quantities)  # raises OutOfStock; the caller rolls back
     await session.commit()
-    return PlacedCheckout(payment, orders, items)
+    # What was written, as (transient) model objects for the PaymentIntent and the answer.
+    return PlacedCheckout(
+        Payment(**payment_row),
+        [Order(**{**row, **defaults[row["id"]]}) for row in order_rows],
+        [OrderItem(**row) for row in item_rows],
+    )
 
 
 async def checkout(

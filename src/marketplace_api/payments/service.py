@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.config import Settings
@@ -50,6 +50,28 @@ logger = logging.getLogger(__name__)
 CHECKOUT_MIN_LIFETIME = timedelta(minutes=30)
 CHECKOUT_MAX_LIFETIME = timedelta(hours=24)
 CHECKOUT_MARGIN = timedelta(minutes=2)  # time between our computation and Stripe's check
+
+
+# Recording a PaymentIntent, built once: building the statement cost more CPU than sending it.
+_RECORD_INTENT = (
+    update(Payment)
+    .where(
+        Payment.id == bindparam("payment_id"),
+        or_(
+            Payment.stripe_payment_intent_id.is_(None),
+            Payment.stripe_payment_intent_id == bindparam("intent_id"),
+        ),
+        Payment.client_secret.is_(None),
+    )
+    .values(stripe_payment_intent_id=bindparam("intent_id"), client_secret=bindparam("secret"))
+    .returning(Payment)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+_PAYMENT_AS_IS = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id"))
+    .execution_options(populate_existing=True)
+)
 
 
 def on_behalf_of_enabled(settings: Settings) -> bool:
@@ -102,28 +124,12 @@ async def ensure_payment_intent(
     # recorded the PaymentIntent first: then the row is read as it is.
     current = (
         await session.execute(
-            update(Payment)
-            .where(
-                Payment.id == payment.id,
-                or_(
-                    Payment.stripe_payment_intent_id.is_(None),
-                    Payment.stripe_payment_intent_id == intent.id,
-                ),
-                Payment.client_secret.is_(None),
-            )
-            .values(stripe_payment_intent_id=intent.id, client_secret=intent.client_secret)
-            .returning(Payment)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            _RECORD_INTENT,
+            {"payment_id": payment.id, "intent_id": intent.id, "secret": intent.client_secret},
         )
     ).scalar_one_or_none()
     if current is None:
-        current = (
-            await session.execute(
-                select(Payment)
-                .where(Payment.id == payment.id)
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one()
+        current = (await session.execute(_PAYMENT_AS_IS, {"payment_id": payment.id})).scalar_one()
     await session.commit()
     if current.status not in PAYABLE_STATUSES:
         # Expired or cancelled while Stripe was answering: do not hand out the client secret.
