@@ -6,6 +6,11 @@ failed) never move again; an older non-terminal update (by Stripe's event time) 
 
 `apply_payment_intent` is what webhooks (`payments.events`), the reconcile job and the expiry job
 call with a PaymentIntent (typed; JSON is parsed first). It never commits and never calls Stripe.
+
+A payment that succeeds defers one `notify_payment_succeeded` job in the same transaction (it
+commits or rolls back with the state change); the job writes and sends the buyer's receipt and
+the vendors' new-order e-mails, outside the webhook's transaction. The conditional transition
+defers it once per payment, and the e-mails' dedupe keys make a rerun of the job send nothing new.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
+from marketplace_api.jobs.enqueue import enqueue
 from marketplace_api.ledger.service import record_payment_succeeded
-from marketplace_api.notifications.notify import notify_orders_paid
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
@@ -55,6 +60,9 @@ ALLOWED_TRANSITIONS: Mapping[PaymentStatus, frozenset[PaymentStatus]] = {
     P.expired: frozenset(),
     P.failed: frozenset(),
 }
+
+# The job that writes and sends a succeeded payment's e-mails (registered in `jobs.tasks`).
+NOTIFY_SUCCEEDED_TASK = "notify_payment_succeeded"
 
 # When a payment ends without money, its pending orders go to this status (and stock comes back).
 _ORDER_RELEASE = {
@@ -137,9 +145,10 @@ async def mark_succeeded(
     )
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
-        orders = await orders_of_payment(session, payment.id)  # once, for ledger and e-mails
+        orders = await orders_of_payment(session, payment.id)
         await record_payment_succeeded(session, payment, orders)  # charge, fee, settled share
-        await notify_orders_paid(session, payment, orders)  # receipt + vendor's new order, once
+        # Receipt + vendors' new order: written and sent by a job, deferred with this change.
+        await enqueue(session, NOTIFY_SUCCEEDED_TASK, args={"payment_id": str(payment.id)})
     return moved
 
 
