@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
@@ -33,6 +33,7 @@ from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.queries import payment_account
 from marketplace_api.refunds.duplicates import record_duplicate
+from marketplace_api.tables import columns, load_row, table_of
 from marketplace_api.webhooks.binding import (
     Mismatch,
     Source,
@@ -76,6 +77,28 @@ def predecessors(to: PaymentStatus) -> frozenset[PaymentStatus]:
     return frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if to in nexts)
 
 
+# Built once (`tables`): a transition's new status and values are parameters (they become the SET);
+# the updated row comes back whole.
+_PAYMENTS = table_of(Payment)
+_TRANSITION = {
+    to: update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("payment_id_"), _PAYMENTS.c.status.in_(predecessors(to)))
+    .returning(*_PAYMENTS.c)
+    for to in PaymentStatus
+}
+_LOCK = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id_"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_BY_INTENT = select(_PAYMENTS.c.id).where(
+    (_PAYMENTS.c.stripe_payment_intent_id == bindparam("intent_id"))
+    | (_PAYMENTS.c.checkout_payment_intent_id == bindparam("intent_id"))
+    | (_PAYMENTS.c.replaced_payment_intent_id == bindparam("intent_id"))
+)
+
+
 async def transition_payment(
     session: AsyncSession,
     payment: Payment,
@@ -91,19 +114,20 @@ async def transition_payment(
     concurrent transaction already moved it.
     """
     await session.flush()  # pending attribute changes must not be lost by the refresh
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status.in_(predecessors(to)))
-        .values(status=to, status_updated_at=now, **dict(values or {}))
-        .returning(Payment)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return result.scalar_one_or_none() is not None
+    params = {
+        "payment_id_": payment.id,
+        **columns(_PAYMENTS, {"status": to, "status_updated_at": now, **(values or {})}),
+    }
+    row = (await session.execute(_TRANSITION[to], params)).first()
+    if row is None:
+        return False
+    load_row(payment, row)
+    return True
 
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
     """The payment, locked `FOR UPDATE` until the end of the transaction, with fresh values."""
-    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    return (await session.execute(_LOCK, {"payment_id_": payment_id})).scalar_one_or_none()
 
 
 async def end_payment(
@@ -164,13 +188,7 @@ async def find_payment_for_intent(
         payment = await lock_payment(session, payment_id)
         if payment is not None:
             return payment, True
-    found = await session.execute(
-        select(Payment.id).where(
-            (Payment.stripe_payment_intent_id == intent.id)
-            | (Payment.checkout_payment_intent_id == intent.id)
-            | (Payment.replaced_payment_intent_id == intent.id)
-        )
-    )
+    found = await session.execute(_BY_INTENT, {"intent_id": intent.id})
     other_id = found.scalars().first()
     if other_id is not None:
         return await lock_payment(session, other_id), True
