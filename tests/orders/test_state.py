@@ -6,34 +6,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace_api.config import Settings
-from marketplace_api.orders.checkout import place_checkout
 from marketplace_api.orders.models import Order, OrderStatus
-from marketplace_api.orders.schemas import CheckoutCreate
 from marketplace_api.orders.state import transition_orders
 from tests.conftest import AuthUser
-from tests.fixtures.catalog import make_listing, make_vendor
+from tests.fixtures.orders import place_order
 
-T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 22, 10, 5, tzinfo=UTC)
 
 
-async def _order(session: AsyncSession, settings: Settings, buyer: AuthUser) -> Order:
-    listing = await make_listing(session, await make_vendor(session), price=2500, stock=3)
-    body = CheckoutCreate.model_validate(
-        {"items": [{"listing_id": str(listing.id), "quantity": 1}]}
-    )
-    payment = (await place_checkout(session, settings, buyer.user, body, now=T0)).payment
-    return (await session.execute(select(Order).where(Order.payment_id == payment.id))).scalar_one()
+async def _order(session: AsyncSession, buyer: AuthUser) -> Order:
+    order = (await place_order(session, buyer.user)).order
+    await session.refresh(order)
+    return order
 
 
 async def test_orders_held_by_the_session_follow_their_transition(
-    session: AsyncSession, settings: Settings, buyer: AuthUser
+    session: AsyncSession, buyer: AuthUser
 ) -> None:
-    order = await _order(session, settings, buyer)
+    order = await _order(session, buyer)
     before = order.updated_at
 
     moved = await transition_orders(session, OrderStatus.paid, now=T1, payment_id=order.payment_id)
@@ -48,10 +40,8 @@ async def test_orders_held_by_the_session_follow_their_transition(
     assert order.status is OrderStatus.paid
 
 
-async def test_a_value_naming_no_column_is_refused(
-    session: AsyncSession, settings: Settings, buyer: AuthUser
-) -> None:
-    order = await _order(session, settings, buyer)
+async def test_a_value_naming_no_column_is_refused(session: AsyncSession, buyer: AuthUser) -> None:
+    order = await _order(session, buyer)
     with pytest.raises(ValueError, match="orders has no column 'paid_on'"):
         await transition_orders(
             session, OrderStatus.paid, now=T1, order_ids=[order.id], values={"paid_on": T1}
