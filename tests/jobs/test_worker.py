@@ -22,6 +22,7 @@ from marketplace_api.jobs.context import jobs_context
 from marketplace_api.jobs.enqueue import enqueue
 from marketplace_api.webhooks.models import EventStatus, StripeEvent
 from marketplace_api.worker.runner import run_worker
+from tests.fixtures.jobs import strand_with_dead_worker
 from tests.jobs.conftest import full_name, jobs_rows, running
 
 Drain = Callable[[], Awaitable[None]]
@@ -212,19 +213,8 @@ async def test_jobs_of_a_dead_worker_are_retried_and_unblock_their_lock(
         waiting = await enqueue(session, "tests.set_full_name", args=args, lock="same")
         await session.commit()
     # A worker fetched `stalled`, then died without a word 10 minutes ago.
-    async with queue_engine.begin() as conn:
-        dead = (
-            await conn.execute(
-                text(
-                    "INSERT INTO procrastinate_workers (last_heartbeat) "
-                    "VALUES (now() - interval '10 minutes') RETURNING id"
-                )
-            )
-        ).scalar_one()
-        await conn.execute(
-            text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w WHERE id = :id"),
-            {"w": dead, "id": stalled},
-        )
+    assert stalled is not None
+    await strand_with_dead_worker(queue_engine, stalled)
 
     await drain()
     # Nothing ran: the dead worker's job still holds the lock.

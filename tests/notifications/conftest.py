@@ -1,5 +1,5 @@
-"""A real local SMTP server (aiosmtpd on 127.0.0.1, a free port), an empty job queue, and the real
-procrastinate worker run until the queue has nothing due."""
+"""A real local SMTP server (aiosmtpd on 127.0.0.1, a free port), an empty job queue, the real
+procrastinate worker run until the queue has nothing due, and a signed webhook delivery."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from marketplace_api.config import Settings
 from marketplace_api.worker.runner import run_worker
 from tests.conftest import make_settings
+from tests.fixtures.stripe import event_body, sign
 
 PROCRASTINATE_TABLES = (
     "procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, procrastinate_workers"
@@ -147,3 +149,16 @@ async def job_rows(engine: AsyncEngine, task_name: str = "send_notification") ->
             {"task": task_name},
         )
         return list(result.mappings().all())
+
+
+async def deliver(client: httpx.AsyncClient, evt: dict[str, Any]) -> dict[str, Any]:
+    """Deliver `evt` signed as Stripe does; its receipt (the delivery must be answered 200)."""
+    body = event_body(evt)
+    response = await client.post(
+        "/webhooks/stripe",
+        content=body,
+        headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    receipt: dict[str, Any] = response.json()
+    return receipt

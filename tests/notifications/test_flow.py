@@ -12,20 +12,7 @@ from marketplace_api.accounts.models import Role
 from tests.conftest import MakeUser
 from tests.fixtures.money import refund_handler
 from tests.fixtures.orders import make_vendor, place_order, succeeded_event
-from tests.fixtures.stripe import event_body, sign
-from tests.notifications.conftest import Drain, SmtpServer, mail_settings
-
-
-async def deliver(client: httpx.AsyncClient, evt: dict[str, object]) -> dict[str, object]:
-    body = event_body(evt)
-    response = await client.post(
-        "/webhooks/stripe",
-        content=body,
-        headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    receipt: dict[str, object] = response.json()
-    return receipt
+from tests.notifications.conftest import Drain, SmtpServer, deliver, mail_settings
 
 
 def subjects(smtp: SmtpServer, address: str) -> list[str]:

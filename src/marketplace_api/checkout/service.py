@@ -23,10 +23,10 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.accounts.models import User
@@ -50,11 +50,12 @@ from marketplace_api.payments import intents
 from marketplace_api.payments.exceptions import PaymentNotFound
 from marketplace_api.payments.models import Payment, PaymentStatus
 from marketplace_api.payments.service import ensure_payment_intent
+from marketplace_api.tables import table_of
 from marketplace_api.vendors.models import Vendor
 
 # The statements, built once: building one on every call cost more CPU than sending it.
-_PAYMENTS = cast(Table, Payment.__table__)
-_ORDERS = cast(Table, Order.__table__)
+_PAYMENTS = table_of(Payment)
+_ORDERS = table_of(Order)
 _INSERT_PAYMENT = insert(_PAYMENTS)
 # The order's server defaults come back with the INSERT: the answer shows them.
 _INSERT_ORDERS = insert(_ORDERS).returning(
@@ -65,7 +66,7 @@ _INSERT_ORDERS = insert(_ORDERS).returning(
     _ORDERS.c.created_at,
     _ORDERS.c.updated_at,
 )
-_INSERT_ITEMS = insert(cast(Table, OrderItem.__table__))
+_INSERT_ITEMS = insert(table_of(OrderItem))
 _CART = (
     select(Listing, Vendor)
     .join(Vendor, Vendor.id == Listing.vendor_id)

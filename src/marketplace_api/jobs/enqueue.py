@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api import tracing
-from marketplace_api.jobs.app import DEFAULT_QUEUE, task_names
+from marketplace_api.jobs.app import DEFAULT_QUEUE, app, task_names
 
 # The partial unique index on `queueing_lock` of jobs in `todo` (procrastinate's schema).
 QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
@@ -144,5 +144,5 @@ async def enqueue_many(
 
 
 def _check_task(task_name: str) -> None:
-    if task_name not in task_names():
+    if task_name not in app.tasks and task_name not in task_names():  # the first: no imports
         raise UnknownTask(f"no task named {task_name!r} (is its module in TASK_MODULES?)")

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.ledger.models import MoneyMovement, MovementKind
+from marketplace_api.tables import table_of
 
 K = MovementKind
 
@@ -54,6 +55,15 @@ class Movement(TypedDict):
     details: NotRequired[dict[str, Any] | None]
 
 
+# Built once, on the ledger's table: a parameter list runs as one multi-row INSERT
+# ("insertmanyvalues"), compiled once; rows with None in some columns share it.
+_INSERT = (
+    insert(table_of(MoneyMovement))
+    .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
+    .returning(table_of(MoneyMovement).c.id)
+)
+
+
 def movement(**fields: Unpack[Movement]) -> dict[str, Any]:
     """The row of one movement, for `record_many`: every row names every column, so the rows
     of one call share one statement."""
@@ -66,16 +76,7 @@ async def record_many(session: AsyncSession, movements: Sequence[dict[str, Any]]
     recorded; returns how many were newly inserted."""
     if not movements:
         return 0
-    # A parameter list (one multi-row INSERT at execution, "insertmanyvalues"), not a literal
-    # multi-row VALUES: that statement would be compiled again on every call. `render_nulls`:
-    # rows with None in other columns (a stripe_fee has no order) stay in the same statement.
-    statement = (
-        insert(MoneyMovement)
-        .on_conflict_do_nothing(constraint="uq_money_movements_kind_stripe_id_order_id")
-        .returning(MoneyMovement.id)
-        .execution_options(render_nulls=True)
-    )
-    return len((await session.execute(statement, list(movements))).all())
+    return len((await session.execute(_INSERT, list(movements))).all())
 
 
 async def record(session: AsyncSession, **fields: Unpack[Movement]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.orders.exceptions import OrderNotFound
@@ -74,13 +74,17 @@ async def order_page(
     return split_page((await session.execute(page)).scalars().all(), limit)
 
 
+# Built once: on the webhook's hot path (a payment succeeding).
+_OF_PAYMENT = (
+    select(Order)
+    .where(Order.payment_id == bindparam("payment_id"))
+    .order_by(Order.id)
+    .execution_options(populate_existing=True)
+)
+
+
 async def orders_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Order]:
-    result = await session.execute(
-        select(Order)
-        .where(Order.payment_id == payment_id)
-        .order_by(Order.id)
-        .execution_options(populate_existing=True)
-    )
+    result = await session.execute(_OF_PAYMENT, {"payment_id": payment_id})
     return list(result.scalars().all())
 
 

@@ -1,6 +1,6 @@
 """The order status state machine: the only code that changes `orders.status`.
 
-Every change is a conditional `UPDATE … WHERE status IN (allowed predecessors) RETURNING id`, so two
+Every change is a conditional `UPDATE … WHERE status IN (allowed predecessors) RETURNING`, so two
 transactions racing (a cancel and the expiry job, a webhook and a retry) change an order once; the
 loser's UPDATE matches nothing. Leaving `pending_payment` for a release status restores stock in
 the same transaction, for exactly the orders that transaction moved.
@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, Update, bindparam, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.orders.models import Order, OrderStatus
 from marketplace_api.orders.stock import restore_stock
+from marketplace_api.tables import columns, load_row, table_of
 
 S = OrderStatus
 ALLOWED_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
@@ -40,6 +41,24 @@ def predecessors(to: OrderStatus) -> frozenset[OrderStatus]:
     return frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if to in nexts)
 
 
+# Built once (`tables`): the new status and values are parameters (they become the SET); the
+# updated rows come back whole, for the orders this session holds.
+_ORDERS = table_of(Order)
+_ORDER_MAPPER = inspect(Order)
+
+
+def _moving(to: OrderStatus, selected: ColumnElement[bool]) -> Update:
+    return (
+        update(_ORDERS)
+        .where(selected, _ORDERS.c.status.in_(predecessors(to)))
+        .returning(*_ORDERS.c)
+    )
+
+
+_BY_PAYMENT = {to: _moving(to, _ORDERS.c.payment_id == bindparam("payment_id_")) for to in S}
+_BY_ID = {to: _moving(to, _ORDERS.c.id.in_(bindparam("order_ids_", expanding=True))) for to in S}
+
+
 async def transition_orders(
     session: AsyncSession,
     to: OrderStatus,
@@ -50,24 +69,25 @@ async def transition_orders(
     values: Mapping[str, Any] | None = None,
 ) -> list[uuid.UUID]:
     """Move the orders of a payment (or the given orders) to `to` where allowed; return the ids
-    that moved. Leaving `pending_payment` for cancelled/expired/failed restores their stock."""
+    that moved. Leaving `pending_payment` for cancelled/expired/failed restores their stock.
+    Orders of this session that moved are refreshed from the updated rows."""
     if (payment_id is None) == (order_ids is None):
         raise ValueError("pass exactly one of payment_id and order_ids")
-    stmt = update(Order).where(Order.status.in_(predecessors(to)))
-    stmt = (
-        stmt.where(Order.payment_id == payment_id)
-        if payment_id is not None
-        else stmt.where(Order.id.in_(order_ids or []))
-    )
-    extra = dict(values or {})
+    new_values = {"status": to, "status_updated_at": now, **(values or {})}
     if to is S.paid:
-        extra.setdefault("paid_at", now)
-    result = await session.execute(
-        stmt.values(status=to, status_updated_at=now, **extra)
-        .returning(Order.id)
-        .execution_options(synchronize_session="fetch")
+        new_values.setdefault("paid_at", now)
+    statement, selected = (
+        (_BY_PAYMENT[to], {"payment_id_": payment_id})
+        if payment_id is not None
+        else (_BY_ID[to], {"order_ids_": order_ids})
     )
-    moved = [row[0] for row in result.all()]
+    rows = (await session.execute(statement, {**selected, **columns(_ORDERS, new_values)})).all()
+    identity_map = session.sync_session.identity_map
+    for row in rows if identity_map else ():
+        order = identity_map.get(_ORDER_MAPPER.identity_key_from_primary_key((row.id,)))
+        if order is not None:
+            load_row(order, row)
+    moved = [row.id for row in rows]
     if to in RELEASE_STATUSES and moved:
         await restore_stock(session, sorted(moved))
     return moved

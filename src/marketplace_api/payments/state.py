@@ -6,6 +6,11 @@ failed) never move again; an older non-terminal update (by Stripe's event time) 
 
 `apply_payment_intent` is what webhooks (`payments.events`), the reconcile job and the expiry job
 call with a PaymentIntent (typed; JSON is parsed first). It never commits and never calls Stripe.
+
+A payment that succeeds defers one `notify_payment_succeeded` job in the same transaction (it
+commits or rolls back with the state change); the job writes and sends the buyer's receipt and
+the vendors' new-order e-mails, outside the webhook's transaction. The conditional transition
+defers it once per payment, and the e-mails' dedupe keys make a rerun of the job send nothing new.
 """
 
 from __future__ import annotations
@@ -16,18 +21,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace_api.integrations.stripe.objects import CheckoutSession, PaymentIntent
+from marketplace_api.jobs.enqueue import enqueue
 from marketplace_api.orders.models import OrderStatus
 from marketplace_api.orders.queries import orders_of_payment
 from marketplace_api.orders.state import transition_orders
 from marketplace_api.payments.duplicates import record_duplicate
 from marketplace_api.payments.ledger import record_payment_succeeded
 from marketplace_api.payments.models import Payment, PaymentStatus
-from marketplace_api.payments.notices import notify_orders_paid
 from marketplace_api.payments.queries import payment_account
+from marketplace_api.tables import columns, load_row, table_of
 from marketplace_api.webhooks.binding import (
     Mismatch,
     Source,
@@ -56,6 +62,9 @@ ALLOWED_TRANSITIONS: Mapping[PaymentStatus, frozenset[PaymentStatus]] = {
     P.failed: frozenset(),
 }
 
+# The job that writes and sends a succeeded payment's e-mails (registered in `worker.tasks`).
+NOTIFY_SUCCEEDED_TASK = "notify_payment_succeeded"
+
 # When a payment ends without money, its pending orders go to this status (and stock comes back).
 _ORDER_RELEASE = {
     P.canceled: OrderStatus.cancelled,
@@ -66,6 +75,28 @@ _ORDER_RELEASE = {
 
 def predecessors(to: PaymentStatus) -> frozenset[PaymentStatus]:
     return frozenset(s for s, nexts in ALLOWED_TRANSITIONS.items() if to in nexts)
+
+
+# Built once (`tables`): a transition's new status and values are parameters (they become the SET);
+# the updated row comes back whole.
+_PAYMENTS = table_of(Payment)
+_TRANSITION = {
+    to: update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("payment_id_"), _PAYMENTS.c.status.in_(predecessors(to)))
+    .returning(*_PAYMENTS.c)
+    for to in PaymentStatus
+}
+_LOCK = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id_"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_BY_INTENT = select(_PAYMENTS.c.id).where(
+    (_PAYMENTS.c.stripe_payment_intent_id == bindparam("intent_id"))
+    | (_PAYMENTS.c.checkout_payment_intent_id == bindparam("intent_id"))
+    | (_PAYMENTS.c.replaced_payment_intent_id == bindparam("intent_id"))
+)
 
 
 async def transition_payment(
@@ -83,19 +114,20 @@ async def transition_payment(
     concurrent transaction already moved it.
     """
     await session.flush()  # pending attribute changes must not be lost by the refresh
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status.in_(predecessors(to)))
-        .values(status=to, status_updated_at=now, **dict(values or {}))
-        .returning(Payment)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return result.scalar_one_or_none() is not None
+    params = {
+        "payment_id_": payment.id,
+        **columns(_PAYMENTS, {"status": to, "status_updated_at": now, **(values or {})}),
+    }
+    row = (await session.execute(_TRANSITION[to], params)).first()
+    if row is None:
+        return False
+    load_row(payment, row)
+    return True
 
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
     """The payment, locked `FOR UPDATE` until the end of the transaction, with fresh values."""
-    return await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    return (await session.execute(_LOCK, {"payment_id_": payment_id})).scalar_one_or_none()
 
 
 async def end_payment(
@@ -137,9 +169,10 @@ async def mark_succeeded(
     )
     if moved:
         await transition_orders(session, OrderStatus.paid, now=now, payment_id=payment.id)
-        orders = await orders_of_payment(session, payment.id)  # once, for ledger and e-mails
+        orders = await orders_of_payment(session, payment.id)
         await record_payment_succeeded(session, payment, orders)  # charge, fee, settled share
-        await notify_orders_paid(session, payment, orders)  # receipt + vendor's new order, once
+        # Receipt + vendors' new order: written and sent by a job, deferred with this change.
+        await enqueue(session, NOTIFY_SUCCEEDED_TASK, args={"payment_id": str(payment.id)})
     return moved
 
 
@@ -155,13 +188,7 @@ async def find_payment_for_intent(
         payment = await lock_payment(session, payment_id)
         if payment is not None:
             return payment, True
-    found = await session.execute(
-        select(Payment.id).where(
-            (Payment.stripe_payment_intent_id == intent.id)
-            | (Payment.checkout_payment_intent_id == intent.id)
-            | (Payment.replaced_payment_intent_id == intent.id)
-        )
-    )
+    found = await session.execute(_BY_INTENT, {"intent_id": intent.id})
     other_id = found.scalars().first()
     if other_id is not None:
         return await lock_payment(session, other_id), True

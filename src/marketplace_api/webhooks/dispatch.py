@@ -17,6 +17,7 @@ it). When the row an event targets does not exist yet (the event outran our comm
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ def handles(*event_types: str) -> Callable[[EventHandler], EventHandler]:
 
 
 def load_handlers() -> dict[str, EventHandler]:
+    _import_handler_modules()
+    return HANDLERS
+
+
+@functools.cache
+def _import_handler_modules() -> None:
+    """Once per process: every delivery asks for the handlers."""
     for module in HANDLER_MODULES:
         importlib.import_module(module)
-    return HANDLERS

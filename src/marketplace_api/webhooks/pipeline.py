@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.trace import Span
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,6 +46,7 @@ from marketplace_api.integrations.stripe.objects import (
     parse_object,
 )
 from marketplace_api.metrics import WEBHOOK_EVENTS
+from marketplace_api.tables import columns, table_of
 from marketplace_api.webhooks.binding import Mismatch
 from marketplace_api.webhooks.dispatch import EventContext, RetryLater, load_handlers
 from marketplace_api.webhooks.envelope import NewEvent
@@ -81,6 +82,23 @@ TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     # An admin may apply it again once our row is corrected; it is verified again then.
     EventStatus.mismatched: frozenset({EventStatus.pending}),
     EventStatus.processed: frozenset(),
+}
+
+
+# Built once (`tables`): the event's INSERT takes its columns as parameters, a transition's UPDATE
+# its new status and values (they become the SET).
+_EVENTS = table_of(StripeEvent)
+_INSERT = (
+    insert(_EVENTS).on_conflict_do_nothing(index_elements=[_EVENTS.c.id]).returning(_EVENTS.c.id)
+)
+_TRANSITION = {
+    to: update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id_"),
+        _EVENTS.c.status.in_([status for status, targets in TRANSITIONS.items() if to in targets]),
+    )
+    .returning(_EVENTS.c.status)
+    for to in EventStatus
 }
 
 
@@ -124,23 +142,19 @@ async def store_event(session: AsyncSession, event: NewEvent, **values: Any) -> 
 async def _insert(
     session: AsyncSession, event: NewEvent, status: EventStatus, **values: Any
 ) -> bool:
-    statement = (
-        insert(StripeEvent)
-        .values(
-            id=event.id,
-            type=event.type,
-            account=event.account,
-            livemode=event.livemode,
-            api_version=event.api_version,
-            created=event.created,
-            payload=event.payload,
-            status=status,
-            **{"attempts": 0, **values},
-        )
-        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-        .returning(StripeEvent.id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    row = {
+        "id": event.id,
+        "type": event.type,
+        "account": event.account,
+        "livemode": event.livemode,
+        "api_version": event.api_version,
+        "created": event.created,
+        "payload": event.payload,
+        "status": status,
+        "attempts": 0,
+        **values,
+    }
+    return (await session.execute(_INSERT, columns(_EVENTS, row))).scalar_one_or_none() is not None
 
 
 def _event_span(
@@ -269,14 +283,11 @@ async def transition(
 ) -> EventStatus | None:
     """The one place an event's status changes: a conditional UPDATE from the statuses that may
     move to `to`. Returns the new status, or None when the event was in no such status."""
-    sources = [status for status, targets in TRANSITIONS.items() if to in targets]
-    statement = (
-        update(StripeEvent)
-        .where(StripeEvent.id == event_id, StripeEvent.status.in_(sources))
-        .values(status=to, **values)
-        .returning(StripeEvent.status)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+    params = {"event_id_": event_id, **columns(_EVENTS, {"status": to, **values})}
+    moved: EventStatus | None = (
+        await session.execute(_TRANSITION[to], params)
+    ).scalar_one_or_none()
+    return moved
 
 
 def _due(now: datetime) -> Any:

@@ -14,11 +14,15 @@ The domain functions themselves are also safe to run concurrently (row locks / c
 updates); these locks only keep the work from being done twice for nothing.
 
 Periodic jobs have no retry strategy: the next tick is the retry.
+
+`notify_payment_succeeded` is not periodic: a payment's success defers it, in the transaction
+that records the success, to write and send that payment's e-mails.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +32,10 @@ from procrastinate import JobContext
 from marketplace_api.idempotency.service import prune_idempotency_keys as prune_keys
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE, app
 from marketplace_api.jobs.context import jobs_context
+from marketplace_api.notifications.tasks import RETRY as NOTIFICATION_RETRY
+from marketplace_api.payments.notices import notify_order_paid
 from marketplace_api.payments.service import expire_reservations as expire
+from marketplace_api.payments.state import NOTIFY_SUCCEEDED_TASK
 from marketplace_api.reconcile.service import reconcile as reconcile_with_stripe
 from marketplace_api.refunds.service import retry_failed_refunds as retry_refunds
 from marketplace_api.release.jobs import release_due_orders
@@ -205,3 +212,15 @@ async def retry_pending_transfers(context: JobContext, timestamp: int) -> None:
 async def retry_failed_refunds(context: JobContext, timestamp: int) -> None:
     """Refunds whose Stripe call did not complete, and pending or refused transfer reversals."""
     await _run_money_job(context, "retry_failed_refunds", timestamp)
+
+
+@app.task(name=NOTIFY_SUCCEEDED_TASK, pass_context=True, retry=NOTIFICATION_RETRY)
+async def notify_payment_succeeded(context: JobContext, payment_id: str) -> None:
+    """The buyer's receipt and each vendor's "new paid order" for a payment that succeeded:
+    recorded and their send jobs deferred in one transaction. Running it again (a retry after a
+    crash, a dead worker's job put back) records nothing new: the e-mails' dedupe keys exist."""
+    jobs = jobs_context(context)
+    async with jobs.sessionmaker() as session:
+        created = await notify_order_paid(session, uuid.UUID(payment_id))
+        await session.commit()
+    logger.info("payment e-mails recorded", extra={"payment_id": payment_id, "count": created})
