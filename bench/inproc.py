@@ -18,7 +18,8 @@ without uvicorn and without other requests' contention, and, under
 `py-spy record --format raw -o out.txt -- .venv/bin/python bench/inproc.py --paths`, a profile
 that `bench/layers.py` splits by layer. `--paths checkout lean-checkout` adds the same checkout
 through the lean reference (`bench/lean_checkout.py`, its own tables, same buyers and listing), in
-the same process right after: the in-process ratio to the lean CPU.
+the same process right after: the in-process ratio to the lean CPU. `checkout-bare` and
+`webhook-bare` send the same requests through the app without its middleware.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from run import (
     prepare_database,
     seed,
     seed_lean,
+    seed_lean_payments,
     seed_payments,
     signed_event,
     stripe_standin,
@@ -147,9 +149,18 @@ async def main() -> None:
     parser.add_argument(
         "--paths",
         nargs="*",
-        choices=["checkout", "webhook", "lean-checkout"],
+        choices=[
+            "checkout",
+            "webhook",
+            "lean-checkout",
+            "lean-webhook",
+            "checkout-bare",
+            "webhook-bare",
+        ],
         help="checkouts and/or webhook deliveries (both when none is named); lean-checkout: the "
-        "same checkout through bench/lean_checkout.py, in the same process",
+        "same checkout through bench/lean_checkout.py, in the same process (lean-webhook: the same "
+        "delivery); *-bare: the same "
+        "requests through the app without its middleware (what the middleware costs on them)",
     )
     args = parser.parse_args()
     url = os.environ.get(
@@ -219,17 +230,43 @@ async def hot_paths(url: str, stripe_port: int, requests: int, paths: list[str])
         signature[:] = [(b"stripe-signature", sig.encode())]
         return body
 
-    webhook = asgi_call(
-        app, "POST", "/webhooks/stripe", json_type, event_body, header=lambda: signature
-    )
-    calls = {"checkout": ("POST /v1/buyer/orders", checkout)}
-    calls["webhook"] = ("payment_intent.succeeded", webhook)
+    bare = create_app(settings, state=state)
+    bare.user_middleware.clear()
+
+    def webhook(app: Any) -> Call:
+        return asgi_call(
+            app, "POST", "/webhooks/stripe", json_type, event_body, header=lambda: signature
+        )
+
+    calls = {
+        "checkout": ("POST /v1/buyer/orders", checkout),
+        "checkout-bare": (
+            "POST /v1/buyer/orders, no middleware",
+            asgi_call(bare, "POST", "/v1/buyer/orders", buyer + json_type, lambda: checkout_body),
+        ),
+        "webhook": ("payment_intent.succeeded", webhook(app)),
+        "webhook-bare": ("payment_intent.succeeded, no middleware", webhook(bare)),
+    }
     lean_pool = None
-    if "lean-checkout" in paths:
+    if {"lean-checkout", "lean-webhook"} & set(paths):
         lean_app, lean_pool = await lean_checkout_app(url, stripe_port, seed_)
         lean_body = json.dumps({"listing_id": str(seed_.listing_id), "quantity": 1}).encode()
         lean = asgi_call(lean_app, "POST", "/checkout", buyer + json_type, lambda: lean_body)
         calls["lean-checkout"] = ("lean checkout (bench/lean_checkout.py)", lean)
+        lean_payments = iter(await seed_lean_payments(engine, seed_, requests + 400))
+
+        def lean_event_body() -> bytes:
+            payment_id, pi_id = next(lean_payments)
+            body, sig = signed_event(payment_id, pi_id, f"evt_inproc_lean_{pi_id}")
+            signature[:] = [(b"stripe-signature", sig.encode())]
+            return body
+
+        calls["lean-webhook"] = (
+            "lean webhook (bench/lean_checkout.py)",
+            asgi_call(
+                lean_app, "POST", "/webhook", json_type, lean_event_body, header=lambda: signature
+            ),
+        )
     for name, call in (calls[path] for path in paths):
         await cpu_per_request(call, 200)  # warm-up
         # As the served app does at the end of its startup (main.py): without it, one full

@@ -825,9 +825,16 @@ def table(rows: list[Row]) -> str:
         if r is None:
             lines.append(f"| {row.name} | | | | | {row.target} | {row.verdict} | {row.extra} |")
             continue
+        # An error count says nothing without its statuses (0: no answer within the timeout).
+        failed = ", ".join(
+            f"{n}×{code or 'no answer'}"
+            for code, n in sorted(r.statuses.items())
+            if not 200 <= code < 300
+        )
         lines.append(
             f"| {row.name} | {r.throughput:,.0f}/s | {r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | "
-            f"{r.errors} | {row.target} | {row.verdict} | {row.extra} |"
+            f"{r.errors}{f' ({failed})' if r.errors else ''} | {row.target} | {row.verdict} | "
+            f"{row.extra} |"
         )
     return "\n".join(lines)
 
