@@ -73,6 +73,9 @@ async def transition_orders(
     Orders of this session that moved are refreshed from the updated rows."""
     if (payment_id is None) == (order_ids is None):
         raise ValueError("pass exactly one of payment_id and order_ids")
+    # The moved orders this session holds take the updated rows whole: write any pending change
+    # of theirs first, or it would be silently replaced.
+    await session.flush()
     new_values = {"status": to, "status_updated_at": now, **(values or {})}
     if to is S.paid:
         new_values.setdefault("paid_at", now)

@@ -32,6 +32,8 @@ from procrastinate import JobContext
 from marketplace_api.idempotency.service import prune_idempotency_keys as prune_keys
 from marketplace_api.jobs.app import MAINTENANCE_QUEUE, app
 from marketplace_api.jobs.context import jobs_context
+from marketplace_api.notifications.notify import notify_operator
+from marketplace_api.notifications.tasks import MAX_RETRIES as NOTIFICATION_MAX_RETRIES
 from marketplace_api.notifications.tasks import RETRY as NOTIFICATION_RETRY
 from marketplace_api.payments.notices import notify_order_paid
 from marketplace_api.payments.service import expire_reservations as expire
@@ -220,7 +222,25 @@ async def notify_payment_succeeded(context: JobContext, payment_id: str) -> None
     recorded and their send jobs deferred in one transaction. Running it again (a retry after a
     crash, a dead worker's job put back) records nothing new: the e-mails' dedupe keys exist."""
     jobs = jobs_context(context)
-    async with jobs.sessionmaker() as session:
-        created = await notify_order_paid(session, uuid.UUID(payment_id))
-        await session.commit()
+    try:
+        async with jobs.sessionmaker() as session:
+            created = await notify_order_paid(session, uuid.UUID(payment_id))
+            await session.commit()
+    except Exception:
+        # `attempts` counts the failed runs before this one; procrastinate stops at MAX_RETRIES.
+        if context.job.attempts >= NOTIFICATION_MAX_RETRIES:
+            # The last try: without a word the buyer's receipt and the vendors' notice are lost.
+            logger.exception("payment e-mails not recorded", extra={"payment_id": payment_id})
+            async with jobs.sessionmaker() as session:
+                await notify_operator(
+                    session,
+                    f"payment_emails_lost:{payment_id}",
+                    "A paid order's e-mails could not be recorded",
+                    "Recording the receipt and the vendors' new-order e-mails failed on every "
+                    "attempt. Run the job again once the cause is fixed "
+                    "(docs/operations.md, Jobs).",
+                    {"payment_id": payment_id},
+                )
+                await session.commit()
+        raise
     logger.info("payment e-mails recorded", extra={"payment_id": payment_id, "count": created})
